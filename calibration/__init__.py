@@ -1,0 +1,1 @@
+"""INT8 calibration: frames, methods, Q/DQ graphs and reusable caches."""

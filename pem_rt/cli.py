@@ -1,0 +1,40 @@
+"""The `pem` console entry point: `pem <command> [args]` runs one PEM-RT command.
+
+Commands are listed explicitly below and imported lazily, so `pem stream` never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+# name -> (module with a `main(argv) -> int`, one-line description)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "model-info": ("training.model_info", "parameters and GFLOPs of a preset at an input size"),
+}
+
+
+def usage() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = ["usage: pem <command> [args]   (pem <command> --help for its flags)", "", "commands:"]
+    lines += [f"  {name:<{width}}  {desc}" for name, (_, desc) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"error: unknown command '{name}'; run `pem --help` for the list", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    code: int = module.main(rest)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

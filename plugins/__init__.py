@@ -1,0 +1,1 @@
+"""TensorRT plugins (C++/CUDA): modulated deformable conv and fused prototype selection."""

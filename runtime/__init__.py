@@ -1,0 +1,1 @@
+"""Real-time segmentation of camera, video, RTSP and image streams. Never imports torch."""

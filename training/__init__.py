@@ -1,0 +1,1 @@
+"""PyTorch PEM: model, datasets, losses, training and evaluation."""
