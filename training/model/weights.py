@@ -167,8 +167,12 @@ def _load_mapped(model: nn.Module, mapped: dict[str, Tensor], unexpected: list[s
 
 
 def load_official(model: nn.Module, path: str | os.PathLike[str]) -> ImportReport:
-    """Load an official PEM (detectron2-layout) checkpoint into our PEM model."""
-    state = read_state_dict(path)
+    """Load an official PEM (detectron2-layout) checkpoint file into our PEM model."""
+    return import_official_state(model, read_state_dict(path))
+
+
+def import_official_state(model: nn.Module, state: Mapping[str, Tensor]) -> ImportReport:
+    """Load a state dict with official PEM (detectron2) names into our PEM model."""
     unexpected = [k for k in state if _IGNORED_OFFICIAL.match(k)]
     mapped = {official_to_ours(k): v for k, v in state.items() if not _IGNORED_OFFICIAL.match(k)}
     report = _load_mapped(model, mapped, [])
