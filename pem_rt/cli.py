@@ -12,6 +12,8 @@ from collections.abc import Sequence
 # name -> (module with a `main(argv) -> int`, one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {
     "model-info": ("training.model_info", "parameters and GFLOPs of a preset at an input size"),
+    "export": ("export.export_onnx", "checkpoint -> deployable ONNX (pre/post-processing in the graph)"),
+    "surgery": ("export.surgery", "reference ONNX -> TensorRT graph with our plugin ops"),
 }
 
 

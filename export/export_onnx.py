@@ -1,0 +1,221 @@
+"""`python export/export_onnx.py --checkpoint runs/x/best.pt --size 512x1024`: checkpoint -> deployable ONNX.
+
+The graph takes uint8 BGR NHWC frames and returns small integer maps (export/deploy_model.py); it uses
+standard ONNX ops only (DeformConv, ArgMax, GatherElements, ...) and runs in ONNX Runtime. Written with
+the torch.onnx dynamo exporter (opset >= 19 for DeformConv); model metadata goes to metadata_props.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from export.deploy_model import DeployModel
+from pem_rt.artifacts import require_newest, runs_root
+from pem_rt.command import run_command
+from pem_rt.errors import PemError
+from pem_rt.files import atomic_path
+from pem_rt.model_meta import ModelMeta
+from training.checkpoint import load_checkpoint
+from training.cli_args import parse_size
+from training.model import PEM, build_model, get_preset
+from training.model.weights import load_official
+
+DEFAULT_OPSET = 19
+IR_VERSION = 9  # what opset 19 needs; older ONNX Runtime and TensorRT parsers refuse newer IR versions
+
+
+def _exporter_versions() -> str:
+    try:
+        version = importlib.metadata.version("pem-rt")
+    except importlib.metadata.PackageNotFoundError:
+        version = "source"
+    return f"pem-rt {version}; torch {torch.__version__}; onnx {onnx.__version__}"
+
+
+def check_size(size: tuple[int, int], divisor: int = 32) -> None:
+    h, w = size
+    if h % divisor or w % divisor:
+        hint = f"{round(h / divisor) * divisor or divisor}x{round(w / divisor) * divisor or divisor}"
+        raise PemError(f"--size {h}x{w} is not a multiple of {divisor}; use e.g. {hint}")
+
+
+def model_meta(model: PEM, task: str, size: tuple[int, int], batch: int, opset: int) -> ModelMeta:
+    cfg = model.cfg
+    return ModelMeta(
+        name=cfg.name,
+        task=task,
+        classes=cfg.dataset.classes,
+        palette=cfg.dataset.palette,
+        thing_ids=cfg.dataset.thing_ids,
+        input_height=size[0],
+        input_width=size[1],
+        batch=batch,
+        num_queries=cfg.decoder.num_queries,
+        object_mask_threshold=cfg.inference.object_mask_threshold,
+        overlap_threshold=cfg.inference.overlap_threshold,
+        pixel_mean=cfg.pixel_mean,
+        pixel_std=cfg.pixel_std,
+        opset=opset,
+        exporter=_exporter_versions(),
+        cross_attention=cfg.decoder.cross_attention,
+        decoder_layers=cfg.decoder.num_layers,
+    )
+
+
+def export_onnx(
+    model: PEM,
+    path: Path,
+    size: tuple[int, int],
+    task: str,
+    batch: int = 1,
+    debug: bool = False,
+    opset: int = DEFAULT_OPSET,
+) -> ModelMeta:
+    """Export ``model`` to ``path`` (atomically). ``batch=0`` makes the batch dimension dynamic."""
+    check_size(size, model.cfg.size_divisibility)
+    deploy = DeployModel(model, task, debug).eval()
+    example = torch.randint(0, 256, (max(batch, 2) if batch == 0 else batch, *size, 3), dtype=torch.uint8)
+    dynamic = ({0: torch.export.Dim("batch", min=1, max=256)},) if batch == 0 else None
+    logging.getLogger("onnxscript").setLevel(logging.ERROR)  # constant-folding chatter, not problems
+    with torch.no_grad():
+        program = torch.onnx.export(
+            deploy,
+            (example,),
+            dynamo=True,
+            opset_version=opset,
+            input_names=["image"],
+            output_names=deploy.output_names,
+            dynamic_shapes=dynamic,
+            optimize=True,
+            verbose=False,
+        )
+    if program is None:
+        raise PemError("torch.onnx.export returned no program; update torch/onnxscript")
+    proto = program.model_proto
+    proto.ir_version = IR_VERSION
+    meta = model_meta(model, task, size, batch, opset)
+    set_metadata(proto, meta.to_props())
+    onnx.checker.check_model(proto, full_check=True)
+    with atomic_path(path) as tmp:
+        onnx.save(proto, tmp)
+    return meta
+
+
+def set_metadata(proto: onnx.ModelProto, props: dict[str, str]) -> None:
+    kept = [p for p in proto.metadata_props if p.key not in props]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    for key, value in props.items():
+        proto.metadata_props.add(key=key, value=value)
+
+
+def verify_with_onnxruntime(model: PEM, path: Path, task: str, size: tuple[int, int], batch: int) -> float:
+    """Run one random frame through PyTorch and ONNX Runtime; return the fraction of equal output pixels."""
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (max(batch, 1), *size, 3), dtype=np.uint8)
+    with torch.no_grad():
+        expected = DeployModel(model, task).eval()(torch.from_numpy(frame))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"image": frame})
+    key = 0 if task == "semantic" else 2  # labels / winner
+    return float((got[key] == expected[key].numpy()).mean())
+
+
+def load_model(args: argparse.Namespace) -> PEM:
+    """The model to export: a PEM-RT checkpoint, official weights, or random weights (for tests)."""
+    if args.weights or args.random_weights:
+        if not args.preset:
+            raise PemError("--weights/--random-weights need --preset to say which model they are")
+        model = build_model(get_preset(args.preset))
+        if args.weights:
+            print(load_official(model, args.weights).summary())
+        return model.eval()
+    path = args.checkpoint or require_newest(
+        "checkpoint", ["best.pt", "last.pt"], "--checkpoint", "pem train --data DIR"
+    )
+    ckpt = load_checkpoint(path)
+    if args.preset and args.preset != ckpt.config.name:
+        get_preset(args.preset)  # an unknown name is its own error
+        raise PemError(
+            f"{path} holds a {ckpt.config.name} model, not {args.preset}; drop --preset or pass "
+            f"--preset {ckpt.config.name}"
+        )
+    model = build_model(ckpt.config)
+    model.load_state_dict(ckpt.model)
+    args.checkpoint = Path(path)
+    return model.eval()
+
+
+def default_output(args: argparse.Namespace, model: PEM, task: str, size: tuple[int, int]) -> Path:
+    folder = Path(args.checkpoint).parent if args.checkpoint else runs_root() / "export"
+    return folder / f"{model.cfg.name}_{task}_{size[0]}x{size[1]}.onnx"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pem export", description=__doc__.splitlines()[0].split(": ", 1)[1])
+    src = p.add_argument_group("model source (default: the newest checkpoint under runs/)")
+    src.add_argument("--checkpoint", type=Path, help="PEM-RT checkpoint written by `pem train`")
+    src.add_argument("--preset", help="check the checkpoint is this preset; required with --weights")
+    src.add_argument("--weights", type=Path, help="official PEM (detectron2) checkpoint, with --preset")
+    src.add_argument("--random-weights", action="store_true", help="random weights (tests, benchmarks)")
+    p.add_argument("--size", type=parse_size, required=True, help="frame size HxW, multiples of 32")
+    p.add_argument("--task", choices=("semantic", "panoptic"), help="default: the model's task")
+    batch = p.add_mutually_exclusive_group()
+    batch.add_argument("--batch", type=int, default=1, help="static batch size (default 1)")
+    batch.add_argument("--dynamic-batch", action="store_true", help="dynamic batch dimension")
+    p.add_argument(
+        "--debug-outputs",
+        action="store_true",
+        help="also output the float logits/scores before the argmax (to compare backends)",
+    )
+    p.add_argument(
+        "--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (>= 19, default {DEFAULT_OPSET})"
+    )
+    p.add_argument("--out", type=Path, help="output .onnx (default: beside the checkpoint)")
+    p.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs PyTorch check")
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.opset < 19:
+        raise PemError(f"--opset {args.opset} is too old: DeformConv needs opset 19 or newer")
+    if args.batch < 1:
+        raise PemError(f"--batch must be >= 1, got {args.batch}; use --dynamic-batch for a dynamic one")
+    model = load_model(args)
+    task = args.task or ("panoptic" if model.cfg.inference.task == "panoptic" else "semantic")
+    check_size(args.size, model.cfg.size_divisibility)
+    batch = 0 if args.dynamic_batch else args.batch
+    out = args.out or default_output(args, model, task, args.size)
+    start = time.perf_counter()
+    meta = export_onnx(model, out, args.size, task, batch, args.debug_outputs, args.opset)
+    print(
+        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {meta.task}, outputs {', '.join(meta.outputs)}) "
+        f"in {time.perf_counter() - start:.0f} s"
+    )
+    if not args.no_verify:
+        agreement = verify_with_onnxruntime(model, out, task, args.size, batch)
+        print(f"ONNX Runtime vs PyTorch on a random frame: {agreement * 100:.3f}% of pixels equal")
+        if agreement < 0.999:
+            print("error: ONNX Runtime disagrees with PyTorch on more than 0.1% of pixels", file=sys.stderr)
+            return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command("export", build_parser(), _run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

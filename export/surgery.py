@@ -1,0 +1,280 @@
+"""`python export/surgery.py [--onnx model.onnx]`: reference graph -> TensorRT graph with our plugin ops.
+
+Two small onnx-graphsurgeon passes, each finding its subgraph by structure (never by node names):
+
+- every ``DeformConv`` becomes one ``ModulatedDeformConv2d`` plugin node
+  (inputs x, offset, mask, weight[, bias]; attributes stride, padding, dilation, groups, deformable_groups);
+- every prototype-selection subgraph -- head split (Reshape/Transpose), similarity (MatMul), masking
+  (Less/Not/And/Where with -inf), ArgMax over tokens, GatherElements, head merge -- becomes one
+  ``PrototypeSelection`` node (inputs features [B,N,C], queries [B,Q,C], mask logits [B,Q,N]; attribute
+  heads).
+
+Plugin nodes live in the ``pem`` ONNX domain and carry ``plugin_namespace``/``plugin_version``, which is
+how TensorRT's ONNX parser finds a plugin creator for an op it does not know. The counts found must
+equal what the model metadata promises (3 DCNs; one selection per PEM-CA layer), else surgery fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+
+from pem_rt.artifacts import require_newest
+from pem_rt.command import run_command
+from pem_rt.errors import PemError
+from pem_rt.files import atomic_path
+from pem_rt.model_meta import ModelMeta
+
+PLUGIN_DOMAIN = "pem"
+PLUGIN_NAMESPACE = "pem"
+PLUGIN_VERSION = "1"
+DEFORM_CONV_OP = "ModulatedDeformConv2d"
+PROTOTYPE_OP = "PrototypeSelection"
+PIXEL_DECODER_DCNS = 3
+_LAYOUT_OPS = {"Reshape", "Transpose", "Unsqueeze", "Squeeze", "Expand", "Identity", "Flatten"}
+
+
+class NoMatch(Exception):
+    """A candidate node is not the pattern (internal to the matcher)."""
+
+
+def _plugin_node(
+    op: str, name: str, inputs: list[gs.Tensor], outputs: list[gs.Tensor], **attrs: object
+) -> gs.Node:
+    attrs = {**attrs, "plugin_namespace": PLUGIN_NAMESPACE, "plugin_version": PLUGIN_VERSION}
+    return gs.Node(op=op, name=name, domain=PLUGIN_DOMAIN, attrs=attrs, inputs=inputs, outputs=outputs)
+
+
+def _given(t: gs.Tensor | None) -> bool:
+    return t is not None and bool(t.name)
+
+
+def replace_deform_conv(graph: gs.Graph) -> int:
+    """Replace every ONNX DeformConv by a ModulatedDeformConv2d plugin node; return how many."""
+    count = 0
+    for node in [n for n in graph.nodes if n.op == "DeformConv"]:
+        inputs = list(node.inputs) + [None] * (5 - len(node.inputs))
+        x, weight, offset, bias, mask = inputs
+        if not _given(mask):
+            raise PemError(
+                f"DeformConv '{node.name}' has no mask: the plugin implements modulated DCNv2 only"
+            )
+        pads = list(node.attrs.get("pads", [0, 0, 0, 0]))
+        if pads[:2] != pads[2:]:
+            raise PemError(
+                f"DeformConv '{node.name}' has asymmetric pads {pads}; the plugin needs symmetric ones"
+            )
+        plugin = _plugin_node(
+            DEFORM_CONV_OP,
+            f"pem_deform_conv_{count}",
+            [x, offset, mask, weight] + ([bias] if _given(bias) else []),
+            list(node.outputs),
+            stride=list(node.attrs.get("strides", [1, 1])),
+            padding=pads[:2],
+            dilation=list(node.attrs.get("dilations", [1, 1])),
+            groups=int(node.attrs.get("group", 1)),
+            deformable_groups=int(node.attrs.get("offset_group", 1)),
+        )
+        node.outputs.clear()
+        graph.nodes.append(plugin)
+        count += 1
+    graph.cleanup().toposort()
+    return count
+
+
+def _producer(t: gs.Tensor) -> gs.Node:
+    if not t.inputs:
+        raise NoMatch(f"{t.name} has no producer")
+    return t.inputs[0]
+
+
+def _rank(t: gs.Tensor) -> int | None:
+    return None if t.shape is None else len(t.shape)
+
+
+def _up_to_rank3(t: gs.Tensor) -> gs.Tensor:
+    """Walk up through layout-only ops (head split/merge) to the [B, n, C] tensor they came from."""
+    for _ in range(8):
+        if _rank(t) == 3:
+            return t
+        node = _producer(t)
+        if node.op not in _LAYOUT_OPS:
+            raise NoMatch(f"{t.name} comes from {node.op}, not a layout op")
+        t = node.inputs[0]
+    raise NoMatch("no rank-3 source within 8 layout ops")
+
+
+def _down_to_rank3(t: gs.Tensor) -> gs.Tensor:
+    """Walk down a chain of single-consumer layout ops to the first rank-3 tensor."""
+    for _ in range(8):
+        if _rank(t) == 3:
+            return t
+        if len(t.outputs) != 1 or t.outputs[0].op not in _LAYOUT_OPS:
+            raise NoMatch(f"{t.name} does not flow through layout ops only")
+        t = t.outputs[0].outputs[0]
+    raise NoMatch("no rank-3 result within 8 layout ops")
+
+
+def _is_scalar_const(t: gs.Tensor, value: float) -> bool:
+    if not isinstance(t, gs.Constant):
+        return False
+    v = np.asarray(t.values)
+    return v.size == 1 and (
+        float(v.reshape(-1)[0]) == value or bool(math.isinf(value) and np.isneginf(v).all())
+    )
+
+
+def _find_mask_logits(cond: gs.Tensor) -> gs.Tensor:
+    """The mask logits behind a Where condition: the input of the ``Less(x, 0)`` among its ancestors."""
+    frontier, seen = [cond], set()
+    for _ in range(12):
+        if not frontier:
+            break
+        t = frontier.pop(0)
+        if id(t) in seen or not t.inputs:
+            continue
+        seen.add(id(t))
+        node = t.inputs[0]
+        if node.op == "Less" and _is_scalar_const(node.inputs[1], 0.0) and _rank(node.inputs[0]) == 3:
+            return node.inputs[0]
+        if node.op in _LAYOUT_OPS | {"And", "Not", "Or", "Cast"}:
+            frontier.extend(i for i in node.inputs if isinstance(i, gs.Variable))
+    raise NoMatch("no Less(mask_logits, 0) behind the Where condition")
+
+
+def _match_prototype_selection(argmax: gs.Node) -> tuple[gs.Tensor, gs.Tensor, gs.Tensor, gs.Tensor, int]:
+    """(features, queries, mask_logits, prototypes, heads) for one ArgMax, or NoMatch."""
+    if argmax.attrs.get("axis") not in (-1, 3) or argmax.attrs.get("keepdims", 1) != 0:
+        raise NoMatch("not an ArgMax over the last axis")
+    where = _producer(argmax.inputs[0])
+    if where.op != "Where" or not _is_scalar_const(where.inputs[1], -math.inf):
+        raise NoMatch("ArgMax input is not Where(mask, -inf, scores)")
+    matmul = _producer(where.inputs[2])
+    if matmul.op != "MatMul" or _rank(matmul.outputs[0]) != 4:
+        raise NoMatch("scores are not a per-head MatMul")
+    queries = _up_to_rank3(matmul.inputs[0])
+    features = _up_to_rank3(matmul.inputs[1])
+    mask_logits = _find_mask_logits(where.inputs[0])
+    gather = argmax.outputs[0]
+    for _ in range(4):  # ArgMax -> Unsqueeze -> Expand -> GatherElements
+        consumers = gather.outputs
+        if len(consumers) != 1:
+            raise NoMatch("selected indices have several consumers")
+        if consumers[0].op == "GatherElements":
+            gather_node = consumers[0]
+            break
+        if consumers[0].op not in _LAYOUT_OPS:
+            raise NoMatch(f"indices flow into {consumers[0].op}")
+        gather = consumers[0].outputs[0]
+    else:
+        raise NoMatch("no GatherElements after the ArgMax")
+    if _up_to_rank3(gather_node.inputs[0]) is not features:
+        raise NoMatch("GatherElements does not gather from the same features")
+    prototypes = _down_to_rank3(gather_node.outputs[0])
+    heads = matmul.outputs[0].shape[1]
+    if not isinstance(heads, int):
+        raise NoMatch("head count is not static")
+    return features, queries, mask_logits, prototypes, heads
+
+
+def replace_prototype_selection(graph: gs.Graph) -> int:
+    """Replace every prototype-selection subgraph by one PrototypeSelection plugin node; return how many."""
+    count = 0
+    for argmax in [n for n in graph.nodes if n.op == "ArgMax"]:
+        try:
+            features, queries, mask_logits, prototypes, heads = _match_prototype_selection(argmax)
+        except NoMatch:
+            continue
+        prototypes.inputs.clear()  # detach from the old head-merge node; cleanup drops the subgraph
+        graph.nodes.append(
+            _plugin_node(
+                PROTOTYPE_OP,
+                f"pem_prototype_selection_{count}",
+                [features, queries, mask_logits],
+                [prototypes],
+                heads=heads,
+            )
+        )
+        count += 1
+    graph.cleanup().toposort()
+    return count
+
+
+def to_tensorrt_graph(model: onnx.ModelProto, source: str = "model") -> tuple[onnx.ModelProto, int, int]:
+    """Apply both passes; check the counts against the metadata. Returns (model, #dcn, #selections)."""
+    meta = ModelMeta.from_props({p.key: p.value for p in model.metadata_props}, source)
+    graph = gs.import_onnx(model)
+    if any(n.domain == PLUGIN_DOMAIN for n in graph.nodes):
+        raise PemError(
+            f"{source} already has {PLUGIN_DOMAIN} plugin nodes; run surgery on the reference graph"
+        )
+    dcn = replace_deform_conv(graph)
+    selections = replace_prototype_selection(graph)
+    want_sel = meta.decoder_layers if meta.cross_attention == "pem" else 0
+    if dcn != PIXEL_DECODER_DCNS:
+        raise PemError(
+            f"{source}: found {dcn} DeformConv nodes, expected {PIXEL_DECODER_DCNS}; "
+            "is it a PEM graph written by `pem export`?"
+        )
+    if selections != want_sel:
+        raise PemError(
+            f"{source}: found {selections} prototype-selection subgraphs, expected {want_sel} "
+            f"({meta.decoder_layers} {meta.cross_attention} decoder layers); the graph pattern "
+            "changed (exporter version?) -- please report it"
+        )
+    out = gs.export_onnx(graph)
+    out.ir_version = model.ir_version
+    del out.metadata_props[:]
+    out.metadata_props.extend(model.metadata_props)
+    if not any(o.domain == PLUGIN_DOMAIN for o in out.opset_import):
+        out.opset_import.append(onnx.helper.make_opsetid(PLUGIN_DOMAIN, 1))
+    onnx.checker.check_model(out)
+    return out, dcn, selections
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pem surgery", description=__doc__.splitlines()[0].split(": ", 1)[1])
+    p.add_argument(
+        "--onnx", type=Path, help="reference graph (default: the newest exported .onnx under runs/)"
+    )
+    p.add_argument("--out", type=Path, help="output (default: <input stem>.trt.onnx beside the input)")
+    return p
+
+
+def _run(args: argparse.Namespace) -> None:
+    src = args.onnx or require_newest(
+        "exported model",
+        ["*.onnx"],
+        "--onnx",
+        "pem export --size HxW",
+        keep=lambda p: not p.name.endswith((".trt.onnx", ".int8.onnx", ".fp16.onnx")),
+    )
+    if not Path(src).is_file():
+        raise PemError(f"--onnx {src} does not exist; export one with `pem export --size HxW`")
+    try:
+        model = onnx.load(str(src))
+    except Exception as e:  # protobuf decode errors of a damaged file
+        raise PemError(
+            f"--onnx {src} is not a readable ONNX file ({type(e).__name__}); re-export it"
+        ) from None
+    out_model, dcn, sel = to_tensorrt_graph(model, str(src))
+    out = args.out or Path(src).with_suffix(".trt.onnx")
+    with atomic_path(out) as tmp:
+        onnx.save(out_model, tmp)
+    print(f"replaced {dcn} DeformConv -> {DEFORM_CONV_OP} and {sel} prototype selections -> {PROTOTYPE_OP}")
+    print(f"wrote {out}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command("surgery", build_parser(), _run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
