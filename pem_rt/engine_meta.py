@@ -1,0 +1,115 @@
+"""The JSON sidecar written beside every engine, and the checks the runtime makes before using one.
+
+``<name>.<precision>.<target>.<trt-version>.engine`` + ``<same>.engine.json``:
+model metadata (:class:`pem_rt.model_meta.ModelMeta`), precision, TensorRT flavour and version, target
+compute capabilities, the plugin library's SHA-256, the engine's I/O, and the command that built it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pem_rt.errors import PemError
+from pem_rt.files import atomic_write_text
+from pem_rt.model_meta import ModelMeta
+
+SIDECAR_FORMAT = "pem-rt-engine/1"
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dtype: str  # numpy dtype name: uint8, int32, float32, float16
+    shape: tuple[int, ...]  # -1 for dynamic dimensions
+
+
+@dataclass(frozen=True)
+class EngineSidecar:
+    model: ModelMeta
+    precision: str  # fp32 | fp16 | int8
+    flavour: str  # tensorrt | tensorrt_rtx
+    trt_version: str
+    targets: tuple[str, ...]  # e.g. ("sm86", "sm89"); empty = the GPU it was built on
+    plugin_sha256: str
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+    onnx_sha256: str
+    build_command: str
+    format: str = SIDECAR_FORMAT
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["model"] = self.model.to_json()
+        return d
+
+
+def sidecar_path(engine: str | os.PathLike[str]) -> Path:
+    return Path(f"{engine}.json")
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_sidecar(engine: str | os.PathLike[str], sidecar: EngineSidecar) -> Path:
+    return atomic_write_text(sidecar_path(engine), json.dumps(sidecar.to_json(), indent=2) + "\n")
+
+
+def read_sidecar(engine: str | os.PathLike[str]) -> EngineSidecar:
+    path = sidecar_path(engine)
+    if not path.is_file():
+        raise PemError(f"{engine} has no sidecar {path.name}; rebuild it with `pem build-engine`")
+    try:
+        d = json.loads(path.read_text())
+        if d.get("format") != SIDECAR_FORMAT:
+            raise ValueError(f"format {d.get('format')!r}")
+        return EngineSidecar(
+            model=ModelMeta.from_json(d["model"], str(path)),
+            precision=str(d["precision"]),
+            flavour=str(d["flavour"]),
+            trt_version=str(d["trt_version"]),
+            targets=tuple(d["targets"]),
+            plugin_sha256=str(d["plugin_sha256"]),
+            inputs=tuple(TensorInfo(t["name"], t["dtype"], tuple(t["shape"])) for t in d["inputs"]),
+            outputs=tuple(TensorInfo(t["name"], t["dtype"], tuple(t["shape"])) for t in d["outputs"]),
+            onnx_sha256=str(d["onnx_sha256"]),
+            build_command=str(d["build_command"]),
+        )
+    except (ValueError, KeyError, TypeError) as e:
+        raise PemError(
+            f"{path} is not a valid engine sidecar ({e}); rebuild with `pem build-engine`"
+        ) from None
+
+
+def check_compatible(
+    engine: str | os.PathLike[str],
+    sidecar: EngineSidecar,
+    flavour: str,
+    trt_version: str,
+    compute_capability: str | None,
+    plugin_sha256: str | None,
+) -> None:
+    """Refuse an engine this machine cannot run, with the command that rebuilds it."""
+    rebuild = sidecar.build_command or "pem build-engine"
+    problems = []
+    if sidecar.flavour != flavour:
+        problems.append(f"built with {sidecar.flavour}, this machine has {flavour}")
+    if sidecar.trt_version != trt_version:
+        problems.append(f"built with TensorRT {sidecar.trt_version}, this machine has {trt_version}")
+    if compute_capability and sidecar.targets and compute_capability not in sidecar.targets:
+        problems.append(f"built for {','.join(sidecar.targets)}, this GPU is {compute_capability}")
+    if plugin_sha256 and sidecar.plugin_sha256 and plugin_sha256 != sidecar.plugin_sha256:
+        problems.append("built with another plugin library than the one loaded")
+    if problems:
+        raise PemError(
+            f"engine {engine} does not fit this machine ({'; '.join(problems)}); rebuild: {rebuild}"
+        )
