@@ -53,7 +53,8 @@ class DeployModel(nn.Module):
     def forward(self, image: Tensor) -> tuple[Tensor, ...]:
         """image: uint8 [N, H, W, 3] BGR, exactly an OpenCV frame."""
         size = (int(image.shape[1]), int(image.shape[2]))
-        rgb = image.permute(0, 3, 1, 2).flip(1)
+        # cast first: TensorRT allows a uint8 tensor only as the input of a Cast
+        rgb = image.float().permute(0, 3, 1, 2).flip(1)
         out = self.model(self.model.normalize(rgb), all_predictions=False)
         masks = resize_masks(out.mask_logits, size)
         debug = (out.class_logits, out.mask_logits)

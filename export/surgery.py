@@ -20,6 +20,7 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,8 @@ PLUGIN_VERSION = "1"
 DEFORM_CONV_OP = "ModulatedDeformConv2d"
 PROTOTYPE_OP = "PrototypeSelection"
 PIXEL_DECODER_DCNS = 3
-_LAYOUT_OPS = {"Reshape", "Transpose", "Unsqueeze", "Squeeze", "Expand", "Identity", "Flatten"}
+# ops that only move data (Cast included: FP16 conversion puts casts inside the subgraphs we match)
+_LAYOUT_OPS = {"Reshape", "Transpose", "Unsqueeze", "Squeeze", "Expand", "Identity", "Flatten", "Cast"}
 
 
 class NoMatch(Exception):
@@ -56,6 +58,34 @@ def _given(t: gs.Tensor | None) -> bool:
     return t is not None and bool(t.name)
 
 
+def _as_dtype(graph: gs.Graph, t: gs.Tensor, dtype: np.dtype | None, tag: str) -> gs.Tensor:
+    """``t`` itself if it already has ``dtype``, else the output of a new Cast node (plugins take one
+    dtype for all floating inputs; FP16 conversion can leave weights or masks in another)."""
+    if dtype is None or t.dtype is None or np.dtype(t.dtype) == np.dtype(dtype):
+        return t
+    if isinstance(t, gs.Constant):
+        return gs.Constant(f"{t.name}_{np.dtype(dtype).name}", np.asarray(t.values).astype(dtype))
+    out = gs.Variable(f"{t.name}_{tag}_{np.dtype(dtype).name}", dtype=dtype, shape=t.shape)
+    to = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    graph.nodes.append(
+        gs.Node("Cast", name=f"{tag}_cast_{t.name}", attrs={"to": to}, inputs=[t], outputs=[out])
+    )
+    return out
+
+
+def _plugin_output(graph: gs.Graph, original: gs.Tensor, dtype: np.dtype | None, tag: str) -> gs.Tensor:
+    """The tensor a plugin node should write: ``original`` when dtypes agree, else a new tensor that a
+    Cast converts into ``original`` (whose consumers stay untouched)."""
+    if dtype is None or original.dtype is None or np.dtype(original.dtype) == np.dtype(dtype):
+        return original
+    out = gs.Variable(f"{original.name}_{tag}", dtype=dtype, shape=original.shape)
+    to = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(original.dtype))
+    graph.nodes.append(
+        gs.Node("Cast", name=f"{tag}_cast_out", attrs={"to": to}, inputs=[out], outputs=[original])
+    )
+    return out
+
+
 def replace_deform_conv(graph: gs.Graph) -> int:
     """Replace every ONNX DeformConv by a ModulatedDeformConv2d plugin node; return how many."""
     count = 0
@@ -71,18 +101,25 @@ def replace_deform_conv(graph: gs.Graph) -> int:
             raise PemError(
                 f"DeformConv '{node.name}' has asymmetric pads {pads}; the plugin needs symmetric ones"
             )
+        name = f"pem_deform_conv_{count}"
+        dtype = x.dtype  # the plugin runs in the precision of its activation input
+        ins = [
+            _as_dtype(graph, t, dtype, name)
+            for t in [x, offset, mask, weight] + ([bias] if _given(bias) else [])
+        ]
+        [output] = node.outputs
+        node.outputs.clear()
         plugin = _plugin_node(
             DEFORM_CONV_OP,
-            f"pem_deform_conv_{count}",
-            [x, offset, mask, weight] + ([bias] if _given(bias) else []),
-            list(node.outputs),
+            name,
+            ins,
+            [_plugin_output(graph, output, dtype, name)],
             stride=list(node.attrs.get("strides", [1, 1])),
             padding=pads[:2],
             dilation=list(node.attrs.get("dilations", [1, 1])),
             groups=int(node.attrs.get("group", 1)),
             deformable_groups=int(node.attrs.get("offset_group", 1)),
         )
-        node.outputs.clear()
         graph.nodes.append(plugin)
         count += 1
     graph.cleanup().toposort()
@@ -122,13 +159,19 @@ def _down_to_rank3(t: gs.Tensor) -> gs.Tensor:
     raise NoMatch("no rank-3 result within 8 layout ops")
 
 
+FP16_LOWEST = -65504.0
+
+
 def _is_scalar_const(t: gs.Tensor, value: float) -> bool:
+    """A one-element constant equal to ``value``. For -inf, FP16's lowest value counts too: ModelOpt clamps
+    -inf to it when converting to FP16, which masks just the same (similarities lie in [-1, 1])."""
     if not isinstance(t, gs.Constant):
         return False
     v = np.asarray(t.values)
-    return v.size == 1 and (
-        float(v.reshape(-1)[0]) == value or bool(math.isinf(value) and np.isneginf(v).all())
-    )
+    if v.size != 1:
+        return False
+    x = float(v.reshape(-1)[0])
+    return x <= FP16_LOWEST if math.isinf(value) and value < 0 else x == value
 
 
 def _find_mask_logits(cond: gs.Tensor) -> gs.Tensor:
@@ -149,14 +192,28 @@ def _find_mask_logits(cond: gs.Tensor) -> gs.Tensor:
     raise NoMatch("no Less(mask_logits, 0) behind the Where condition")
 
 
-def _match_prototype_selection(argmax: gs.Node) -> tuple[gs.Tensor, gs.Tensor, gs.Tensor, gs.Tensor, int]:
-    """(features, queries, mask_logits, prototypes, heads) for one ArgMax, or NoMatch."""
+@dataclass(frozen=True)
+class SelectionMatch:
+    """One prototype-selection subgraph: its boundary tensors, head count and similarity MatMul."""
+
+    features: gs.Tensor
+    queries: gs.Tensor
+    mask_logits: gs.Tensor
+    prototypes: gs.Tensor
+    heads: int
+    matmul: gs.Node
+
+
+def _match_prototype_selection(argmax: gs.Node) -> SelectionMatch:
+    """The subgraph around one ArgMax, or NoMatch."""
     if argmax.attrs.get("axis") not in (-1, 3) or argmax.attrs.get("keepdims", 1) != 0:
         raise NoMatch("not an ArgMax over the last axis")
     where = _producer(argmax.inputs[0])
     if where.op != "Where" or not _is_scalar_const(where.inputs[1], -math.inf):
         raise NoMatch("ArgMax input is not Where(mask, -inf, scores)")
     matmul = _producer(where.inputs[2])
+    if matmul.op == "Cast":  # scores computed in FP16, masked in FP32
+        matmul = _producer(matmul.inputs[0])
     if matmul.op != "MatMul" or _rank(matmul.outputs[0]) != 4:
         raise NoMatch("scores are not a per-head MatMul")
     queries = _up_to_rank3(matmul.inputs[0])
@@ -181,27 +238,43 @@ def _match_prototype_selection(argmax: gs.Node) -> tuple[gs.Tensor, gs.Tensor, g
     heads = matmul.outputs[0].shape[1]
     if not isinstance(heads, int):
         raise NoMatch("head count is not static")
-    return features, queries, mask_logits, prototypes, heads
+    return SelectionMatch(features, queries, mask_logits, prototypes, heads, matmul)
+
+
+def _selection_matches(graph: gs.Graph) -> list[SelectionMatch]:
+    matches = []
+    for argmax in [n for n in graph.nodes if n.op == "ArgMax"]:
+        try:
+            matches.append(_match_prototype_selection(argmax))
+        except NoMatch:
+            continue
+    return matches
+
+
+def prototype_selection_matmuls(model: onnx.ModelProto) -> list[str]:
+    """Names of the similarity MatMuls of every prototype-selection subgraph (to keep them out of INT8:
+    the PrototypeSelection plugin that replaces them runs in FP16/FP32)."""
+    graph = gs.import_onnx(onnx.shape_inference.infer_shapes(model))
+    return [m.matmul.name for m in _selection_matches(graph)]
 
 
 def replace_prototype_selection(graph: gs.Graph) -> int:
     """Replace every prototype-selection subgraph by one PrototypeSelection plugin node; return how many."""
     count = 0
-    for argmax in [n for n in graph.nodes if n.op == "ArgMax"]:
-        try:
-            features, queries, mask_logits, prototypes, heads = _match_prototype_selection(argmax)
-        except NoMatch:
-            continue
-        prototypes.inputs.clear()  # detach from the old head-merge node; cleanup drops the subgraph
-        graph.nodes.append(
-            _plugin_node(
-                PROTOTYPE_OP,
-                f"pem_prototype_selection_{count}",
-                [features, queries, mask_logits],
-                [prototypes],
-                heads=heads,
-            )
+    for m in _selection_matches(graph):
+        features, queries, mask_logits, prototypes, heads = (
+            m.features,
+            m.queries,
+            m.mask_logits,
+            m.prototypes,
+            m.heads,
         )
+        prototypes.inputs.clear()  # detach from the old head-merge node; cleanup drops the subgraph
+        name = f"pem_prototype_selection_{count}"
+        dtype = features.dtype
+        inputs = [_as_dtype(graph, t, dtype, name) for t in (features, queries, mask_logits)]
+        output = _plugin_output(graph, prototypes, dtype, name)
+        graph.nodes.append(_plugin_node(PROTOTYPE_OP, name, inputs, [output], heads=heads))
         count += 1
     graph.cleanup().toposort()
     return count
@@ -210,7 +283,7 @@ def replace_prototype_selection(graph: gs.Graph) -> int:
 def to_tensorrt_graph(model: onnx.ModelProto, source: str = "model") -> tuple[onnx.ModelProto, int, int]:
     """Apply both passes; check the counts against the metadata. Returns (model, #dcn, #selections)."""
     meta = ModelMeta.from_props({p.key: p.value for p in model.metadata_props}, source)
-    graph = gs.import_onnx(model)
+    graph = gs.import_onnx(onnx.shape_inference.infer_shapes(model))  # dtypes of every tensor
     if any(n.domain == PLUGIN_DOMAIN for n in graph.nodes):
         raise PemError(
             f"{source} already has {PLUGIN_DOMAIN} plugin nodes; run surgery on the reference graph"

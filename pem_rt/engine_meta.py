@@ -40,6 +40,7 @@ class EngineSidecar:
     outputs: tuple[TensorInfo, ...]
     onnx_sha256: str
     build_command: str
+    layers: tuple[dict[str, str], ...] = ()  # name, type, output dtypes of each network layer
     format: str = SIDECAR_FORMAT
 
     def to_json(self) -> dict[str, Any]:
@@ -83,6 +84,7 @@ def read_sidecar(engine: str | os.PathLike[str]) -> EngineSidecar:
             outputs=tuple(TensorInfo(t["name"], t["dtype"], tuple(t["shape"])) for t in d["outputs"]),
             onnx_sha256=str(d["onnx_sha256"]),
             build_command=str(d["build_command"]),
+            layers=tuple(dict(layer) for layer in d.get("layers", [])),
         )
     except (ValueError, KeyError, TypeError) as e:
         raise PemError(

@@ -37,7 +37,9 @@ def _lower_deform_conv(node: onnx.NodeProto) -> list[onnx.NodeProto]:
     ]
 
 
-def _lower_prototype_selection(node: onnx.NodeProto, shapes: dict[str, list[int]]) -> list[onnx.NodeProto]:
+def _lower_prototype_selection(
+    node: onnx.NodeProto, shapes: dict[str, list[int]], types: dict[str, int]
+) -> list[onnx.NodeProto]:
     """features [B,N,C], queries [B,Q,C], mask [B,Q,N] -> [B,Q,C], masking rules of the PEM reference."""
     heads = int(_attrs(node)["heads"])  # type: ignore[call-overload]
     f, q, m = node.input
@@ -45,11 +47,12 @@ def _lower_prototype_selection(node: onnx.NodeProto, shapes: dict[str, list[int]
     nq = shapes[q][1]
     d = c // heads
     p = f"{node.name}_"
+    dtype = helper.tensor_dtype_to_np_dtype(types[f])
     return [
         _const(p + "fshape", np.array([b, n, heads, d], np.int64)),
         _const(p + "qshape", np.array([b, nq, heads, d], np.int64)),
-        _const(p + "zero", np.array(0.0, np.float32)),
-        _const(p + "ninf", np.array(-np.inf, np.float32)),
+        _const(p + "zero", np.array(0.0, dtype)),
+        _const(p + "ninf", np.array(-np.inf, dtype)),
         _const(p + "oshape", np.array([b, nq, c], np.int64)),
         helper.make_node("Reshape", [f, p + "fshape"], [p + "f4"]),
         helper.make_node("Transpose", [p + "f4"], [p + "fh"], perm=[0, 2, 1, 3]),  # [B,h,N,D]
@@ -80,16 +83,16 @@ def _lower_prototype_selection(node: onnx.NodeProto, shapes: dict[str, list[int]
 def lower_plugins(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of ``model`` with ModulatedDeformConv2d/PrototypeSelection replaced by standard ops."""
     model = onnx.shape_inference.infer_shapes(model)
-    shapes = {
-        vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim]
-        for vi in [*model.graph.value_info, *model.graph.input, *model.graph.output]
-    }
+    infos = [*model.graph.value_info, *model.graph.input, *model.graph.output]
+    shapes = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim] for vi in infos}
+    types = {vi.name: vi.type.tensor_type.elem_type for vi in infos}
+    types.update({t.name: t.data_type for t in model.graph.initializer})
     nodes: list[onnx.NodeProto] = []
     for node in model.graph.node:
         if node.op_type == "ModulatedDeformConv2d":
             nodes += _lower_deform_conv(node)
         elif node.op_type == "PrototypeSelection":
-            nodes += _lower_prototype_selection(node, shapes)
+            nodes += _lower_prototype_selection(node, shapes, types)
         else:
             nodes.append(node)
     out = onnx.ModelProto()

@@ -1,0 +1,83 @@
+"""INT8 Q/DQ graph from a reference graph and a calibration cache, with NVIDIA ModelOpt's ONNX PTQ.
+
+ModelOpt places the Q/DQ nodes the way TensorRT wants them (weights per channel, activations per
+tensor) and keeps the rest in FP16 (or FP32); every activation scale comes from our cache, so ModelOpt
+only runs one frame through the model to place nodes. Kept out of INT8: DeformConv and the
+prototype-selection similarity MatMuls (their plugins run in FP16/FP32) and whatever ``--int8-exclude``
+patterns (regular expressions over node names) name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from export.surgery import prototype_selection_matmuls
+from pem_rt.errors import PemError
+from pem_rt.files import atomic_path
+
+
+@dataclass(frozen=True)
+class QuantizeReport:
+    quantized_nodes: int
+    qdq_pairs: int
+    excluded: tuple[str, ...]
+
+
+def _quiet_modelopt() -> None:
+    for name in ("modelopt", "modelopt.onnx", "modelopt.onnx.autocast", "root"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def quantize_int8(
+    reference: Path,
+    out: Path,
+    cache: Path,
+    frame: np.ndarray,
+    exclude_patterns: tuple[str, ...] = (),
+    high_precision: str = "fp16",
+) -> QuantizeReport:
+    """Write the Q/DQ graph of ``reference`` to ``out`` (atomically); ``frame`` is one [1, H, W, 3] input."""
+    from modelopt.onnx.quantization import quantize
+
+    model = onnx.load(str(reference))
+    excluded = tuple(prototype_selection_matmuls(model)) + tuple(exclude_patterns)
+    _quiet_modelopt()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_out = Path(tmp) / "int8.onnx"
+        with contextlib.redirect_stdout(io.StringIO()):
+            quantize(
+                str(reference),
+                quantize_mode="int8",
+                calibration_data={"image": frame},
+                calibration_method="max",
+                calibration_cache_path=str(cache),
+                calibration_eps=["cpu"],
+                op_types_to_exclude=["DeformConv"],
+                nodes_to_exclude=list(excluded),
+                high_precision_dtype=high_precision,
+                output_path=str(tmp_out),
+                log_level="ERROR",
+            )
+        if not tmp_out.is_file():
+            raise PemError(f"ModelOpt wrote no quantized model for {reference}; see its log above")
+        qdq = onnx.load(str(tmp_out))
+    del qdq.metadata_props[:]
+    qdq.metadata_props.extend(model.metadata_props)  # ModelOpt drops them
+    ops = Counter(n.op_type for n in qdq.graph.node)
+    consumers: set[str] = set()
+    dq_outputs = {n.output[0] for n in qdq.graph.node if n.op_type == "DequantizeLinear"}
+    for n in qdq.graph.node:
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear") and dq_outputs.intersection(n.input):
+            consumers.add(n.name)
+    with atomic_path(out) as path:
+        onnx.save(qdq, path)
+    return QuantizeReport(len(consumers), ops["QuantizeLinear"], excluded)

@@ -1,0 +1,381 @@
+"""`python export/build_engine.py --fp16`: deployable ONNX -> TensorRT / TensorRT-RTX engine + JSON sidecar.
+
+Strongly typed builds only (what TensorRT 10/11 and TensorRT-RTX share): FP32 as exported, FP16 by
+converting the ONNX with ModelOpt AutoCast (export/precision.py), INT8 by explicit Q/DQ from calibration
+(calibration/). Then graph surgery swaps in our plugins (export/surgery.py), the plugin library is loaded
+and embedded in the engine, and the engine + sidecar are written atomically.
+`python export/build_engine.py inspect ENGINE` prints an engine's sidecar and layers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+from tqdm import tqdm
+
+from calibration.calibrate import add_calibration_args, calibrate, default_reference, read_meta
+from calibration.frames import read_frames
+from export.precision import convert_fp16
+from export.surgery import PLUGIN_DOMAIN, to_tensorrt_graph
+from pem_rt.command import run_command
+from pem_rt.engine_meta import EngineSidecar, TensorInfo, read_sidecar, sha256_file, write_sidecar
+from pem_rt.errors import PemError
+from pem_rt.files import atomic_path, atomic_write_bytes
+from pem_rt.model_meta import ModelMeta
+from pem_rt.trt import TensorRT, load_tensorrt, parse_targets
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    precision: str
+    targets: tuple[str, ...] = ()
+    flavour: str = "auto"
+    workspace_gib: float = 4.0
+    timing_cache: Path | None = None
+    batch: tuple[int, int, int] | None = None
+    plugins: Path | None = None
+    verbose: bool = False
+
+
+class _Progress:
+    """TensorRT's IProgressMonitor as one tqdm bar: the top-level phase's steps, the current sub-phase
+    in the postfix (quiet when stdout is not a terminal)."""
+
+    def __init__(self, trt: TensorRT) -> None:
+        base = trt.module.IProgressMonitor
+
+        class Monitor(base):  # type: ignore[misc, valid-type]
+            def __init__(self) -> None:
+                base.__init__(self)
+                self.bar: tqdm | None = None
+                self.top: str | None = None
+
+            def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+                if parent_phase is None:
+                    self.top = phase_name
+                    self.bar = tqdm(total=num_steps, desc=phase_name, leave=False, disable=None)
+                elif self.bar is not None:
+                    self.bar.set_postfix_str(phase_name)
+
+            def step_complete(self, phase_name: str, step: int) -> bool:
+                if phase_name == self.top and self.bar is not None:
+                    self.bar.update(step + 1 - self.bar.n)
+                return True
+
+            def phase_finish(self, phase_name: str) -> None:
+                if phase_name == self.top and self.bar is not None:
+                    self.bar.close()
+                    self.bar = None
+
+        self.monitor = Monitor()
+
+
+def _np_dtype(trt: TensorRT, dtype: Any) -> str:
+    names = {
+        "FLOAT": "float32",
+        "HALF": "float16",
+        "INT8": "int8",
+        "INT32": "int32",
+        "INT64": "int64",
+        "UINT8": "uint8",
+        "BOOL": "bool",
+        "BF16": "bfloat16",
+    }
+    return names.get(str(dtype).split(".")[-1], str(dtype))
+
+
+def _tensor_infos(trt: TensorRT, network: Any, inputs: bool) -> tuple[TensorInfo, ...]:
+    count = network.num_inputs if inputs else network.num_outputs
+    tensors = [network.get_input(i) if inputs else network.get_output(i) for i in range(count)]
+    return tuple(TensorInfo(t.name, _np_dtype(trt, t.dtype), tuple(int(d) for d in t.shape)) for t in tensors)
+
+
+def layer_summary(trt: TensorRT, network: Any) -> list[dict[str, str]]:
+    """Name, type and output dtypes of every network layer (what the engine is built from)."""
+    layers = []
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        dtypes = ",".join(
+            sorted({_np_dtype(trt, layer.get_output(j).dtype) for j in range(layer.num_outputs)})
+        )
+        layers.append({"name": layer.name, "type": str(layer.type).split(".")[-1], "dtypes": dtypes})
+    return layers
+
+
+def engine_name(stem: str, precision: str, targets: tuple[str, ...], trt: TensorRT) -> str:
+    target = "-".join(targets) if targets else "native"
+    flavour = "rtx" if trt.flavour == "tensorrt_rtx" else "trt"
+    return f"{stem}.{precision}.{target}.{flavour}{trt.version}.engine"
+
+
+def build_engine(
+    trt_onnx: Path, engine: Path, meta: ModelMeta, options: BuildOptions, command: str, source_onnx: Path
+) -> EngineSidecar:
+    """Build ``trt_onnx`` (a graph with plugin nodes) into ``engine`` and its sidecar."""
+    import plugins
+
+    trt = load_tensorrt(options.flavour)
+    library = options.plugins or plugins.default_library()
+    if options.plugins is None and not library.is_file():
+        library = plugins.build().library
+    plugins.load(trt.module, library)
+    logger = trt.logger(options.verbose)
+    builder = trt.module.Builder(logger)
+    flags = 1 << int(trt.module.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    parser = trt.module.OnnxParser(network, logger)
+    if not parser.parse(trt_onnx.read_bytes(), str(trt_onnx)):
+        errors = "; ".join(str(parser.get_error(i)).splitlines()[0] for i in range(parser.num_errors))
+        raise PemError(f"{trt.flavour} could not parse {trt_onnx}: {errors[:400]}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.module.MemoryPoolType.WORKSPACE, int(options.workspace_gib * (1 << 30)))
+    trt.set_targets(config, list(options.targets))
+    _add_batch_profile(trt, builder, network, config, options.batch)
+    cache = _load_timing_cache(config, options.timing_cache)
+    plugins.embed_in_engine(config, library)
+    config.progress_monitor = _Progress(trt).monitor
+    start = time.perf_counter()
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise PemError(
+            f"{trt.flavour} failed to build an engine from {trt_onnx}; rerun with --verbose for its log"
+        )
+    if options.timing_cache is not None and cache is not None:
+        atomic_write_bytes(options.timing_cache, bytes(cache.serialize()))
+    atomic_write_bytes(engine, bytes(serialized))
+    layers = layer_summary(trt, network)
+    sidecar = EngineSidecar(
+        model=meta,
+        precision=options.precision,
+        flavour=trt.flavour,
+        trt_version=trt.version,
+        targets=options.targets,
+        plugin_sha256=sha256_file(library),
+        inputs=_tensor_infos(trt, network, inputs=True),
+        outputs=_tensor_infos(trt, network, inputs=False),
+        onnx_sha256=sha256_file(source_onnx),
+        build_command=command,
+        layers=tuple(layers),
+    )
+    write_sidecar(engine, sidecar)
+    print(
+        f"built {engine} ({engine.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.0f} s: "
+        f"{describe_layers(layers)}"
+    )
+    return sidecar
+
+
+def describe_layers(layers: Sequence[dict[str, str]]) -> str:
+    plugins = Counter(layer["name"].rsplit("_", 1)[0] for layer in layers if "PLUGIN" in layer["type"])
+    dtypes = Counter(d for layer in layers for d in layer["dtypes"].split(","))
+    plugin_text = ", ".join(f"{n} {name}" for name, n in sorted(plugins.items())) or "no plugins"
+    dtype_text = ", ".join(f"{n} {d}" for d, n in dtypes.most_common())
+    return f"{len(layers)} layers ({plugin_text}; outputs: {dtype_text})"
+
+
+def _add_batch_profile(
+    trt: TensorRT, builder: Any, network: Any, config: Any, batch: tuple[int, int, int] | None
+) -> None:
+    image = network.get_input(0)
+    shape = tuple(int(d) for d in image.shape)
+    if shape[0] != -1:
+        if batch is not None and batch != (shape[0],) * 3:
+            raise PemError(
+                f"--batch {','.join(map(str, batch))} needs a dynamic-batch export "
+                f"(`pem export --dynamic-batch`); this graph has a static batch of {shape[0]}"
+            )
+        return
+    lo, opt, hi = batch or (1, 1, 1)
+    profile = builder.create_optimization_profile()
+    profile.set_shape(image.name, (lo, *shape[1:]), (opt, *shape[1:]), (hi, *shape[1:]))
+    config.add_optimization_profile(profile)
+
+
+def _load_timing_cache(config: Any, path: Path | None) -> Any:
+    if path is None:
+        return None
+    data = path.read_bytes() if path.is_file() else b""
+    cache = config.create_timing_cache(data)
+    if not config.set_timing_cache(cache, ignore_mismatch=True):
+        print(f"timing cache {path} does not fit this builder: starting a new one")
+    return cache
+
+
+def parse_batch(text: str) -> tuple[int, int, int]:
+    try:
+        lo, opt, hi = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not min,opt,max (e.g. 1,4,8)") from None
+    if not 1 <= lo <= opt <= hi:
+        raise argparse.ArgumentTypeError(f"'{text}': need 1 <= min <= opt <= max")
+    return lo, opt, hi
+
+
+def prepare_graph(reference: Path, precision: str, args: argparse.Namespace) -> tuple[Path, Path]:
+    """(graph in the requested precision, its TensorRT graph with plugin nodes)."""
+    meta = read_meta(reference)
+    size = (meta.input_height, meta.input_width)
+    if precision == "fp32":
+        typed = reference
+    elif precision == "fp16":
+        typed = reference.with_suffix(".fp16.onnx")
+        frames = read_frames(args.calib_data or "skimage", size, min(args.calib_batches, 16))
+        kept = convert_fp16(reference, typed, frames)
+        print(f"wrote {typed} (FP16; {kept} nodes kept in FP32 where values exceed FP16's safe range)")
+    else:
+        if args.calib_data is None:
+            raise PemError("--int8 needs --calib-data: an image folder, a video, or 'skimage'")
+        typed = reference.with_suffix(".int8.onnx")
+        cache = args.calib_cache or reference.with_suffix(f".{args.calib_method}.calib")
+        result = calibrate(
+            reference,
+            args.calib_data,
+            typed,
+            cache,
+            args.calib_method,
+            args.calib_batches,
+            args.calib_percentile,
+            tuple(args.int8_exclude),
+        )
+        print(
+            f"wrote {typed}: {result.report.quantized_nodes} nodes in INT8, "
+            f"{len(result.report.excluded)} kept out"
+        )
+    model = onnx.load(str(typed))
+    trt_model, dcn, sel = to_tensorrt_graph(model, str(typed))
+    trt_onnx = typed.with_suffix(".trt.onnx")
+    with atomic_path(trt_onnx) as tmp:
+        onnx.save(trt_model, tmp)
+    print(f"wrote {trt_onnx} ({dcn} ModulatedDeformConv2d, {sel} PrototypeSelection plugin nodes)")
+    return typed, trt_onnx
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pem build-engine", description=__doc__.splitlines()[0].split(": ", 1)[1]
+    )
+    p.add_argument(
+        "--onnx", type=Path, help="reference graph from `pem export` (default: newest under runs/)"
+    )
+    prec = p.add_mutually_exclusive_group()
+    for name in PRECISIONS:
+        prec.add_argument(
+            f"--{name}",
+            dest="precision",
+            action="store_const",
+            const=name,
+            help=f"{name.upper()} engine" + (" (default)" if name == "fp16" else ""),
+        )
+    p.add_argument(
+        "--target",
+        default=None,
+        metavar="SM[,SM...]",
+        help="TensorRT-RTX: build ahead of time for these GPUs, e.g. sm86,sm89 (default: this GPU)",
+    )
+    p.add_argument(
+        "--flavour",
+        choices=("auto", "tensorrt", "tensorrt_rtx"),
+        default="auto",
+        help="auto: classic TensorRT when importable, else TensorRT-RTX",
+    )
+    p.add_argument(
+        "--workspace", type=float, default=4.0, metavar="GiB", help="builder workspace (default 4)"
+    )
+    p.add_argument("--timing-cache", type=Path, default=None, help="reuse/update a timing cache file")
+    p.add_argument(
+        "--batch",
+        type=parse_batch,
+        default=None,
+        metavar="MIN,OPT,MAX",
+        help="batch profile for dynamic-batch exports, e.g. 1,4,8",
+    )
+    p.add_argument("--plugins", type=Path, default=None, help="plugin library (default: build/plugins/...)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="engine path (default: beside the ONNX, named "
+        "<model>.<precision>.<target>.<trt-version>.engine)",
+    )
+    p.add_argument("--verbose", action="store_true", help="TensorRT's verbose log")
+    add_calibration_args(p)
+    return p
+
+
+def _run(args: argparse.Namespace, argv: Sequence[str]) -> None:
+    trt = load_tensorrt(args.flavour)
+    targets = tuple(parse_targets(args.target))
+    if trt.ahead_of_time and not targets:
+        targets = ("sm86",)
+        print("no --target given: building for sm86 (RTX 30xx/A-series); name yours, e.g. --target sm89")
+    precision = args.precision or "fp16"
+    reference = args.onnx or default_reference()
+    if not reference.is_file():
+        raise PemError(f"--onnx {reference} does not exist; export one with `pem export --size HxW`")
+    meta = read_meta(reference)
+    if any(n.domain == PLUGIN_DOMAIN for n in onnx.load(str(reference), load_external_data=False).graph.node):
+        raise PemError(f"--onnx {reference} already has plugin nodes; pass the graph `pem export` wrote")
+    if args.plugins is not None and not args.plugins.is_file():
+        raise PemError(f"--plugins {args.plugins} does not exist; build it with `make plugins`")
+    _, trt_onnx = prepare_graph(reference, precision, args)
+    engine = args.out or reference.parent / engine_name(reference.stem, precision, targets, trt)
+    options = BuildOptions(
+        precision,
+        targets,
+        trt.flavour,
+        args.workspace,
+        args.timing_cache,
+        args.batch,
+        args.plugins,
+        args.verbose,
+    )
+    command = "pem build-engine " + " ".join(shlex.quote(a) for a in argv)
+    build_engine(trt_onnx, engine, meta, options, command, reference)
+    print(f"wrote {engine} and {engine.name}.json")
+
+
+def inspect_engine(engine: Path) -> None:
+    """Print the sidecar and the layers with their precisions (from the engine inspector when a GPU can
+    deserialize the engine, else from the network recorded at build time)."""
+    if not engine.is_file():
+        raise PemError(f"engine {engine} does not exist; build one with `pem build-engine`")
+    sidecar = read_sidecar(engine)
+    info = {k: v for k, v in sidecar.to_json().items() if k not in ("layers", "model")}
+    print(json.dumps(info, indent=2))
+    m = sidecar.model
+    print(f"model: {m.name}, {m.task}, {m.input_height}x{m.input_width}, {len(m.classes)} classes")
+    print(f"{'layer':<60} {'type':<22} dtypes")
+    for layer in sidecar.layers:
+        print(f"{layer['name'][:60]:<60} {layer['type']:<22} {layer['dtypes']}")
+    print(describe_layers(sidecar.layers))
+
+
+def _inspect_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pem build-engine inspect", description="print an engine's sidecar and layers"
+    )
+    p.add_argument("engine", type=Path)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["inspect"]:
+        return run_command("inspect", _inspect_parser(), lambda a: inspect_engine(a.engine), args_list[1:])
+    return run_command("build-engine", build_parser(), lambda a: _run(a, args_list), args_list)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
