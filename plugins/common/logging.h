@@ -3,9 +3,11 @@
 // TensorRT hands a plugin library an ILoggerFinder through the exported setLoggerFinder(); errors go to the
 // logger it finds (the application's logger, so they appear in TensorRT's own log and in Python), to the
 // execution context's IErrorRecorder when one is attached, and to stderr only when TensorRT gave neither.
+// The finder's layout differs between TensorRT versions (trt_abi/pem_trt_logger.h); it is detected once.
 // No C++ exception ever leaves a glue method: each one runs its body inside pem::guarded().
 #pragma once
 
+#include "trt_abi/pem_trt_logger.h"
 #include "trt_api.h"
 
 #include <exception>
@@ -24,10 +26,21 @@ public:
 
 [[noreturn]] void fail(std::string const& message);
 
-void setLoggerFinder(nvinfer1::ILoggerFinder* finder) noexcept;
+//! Which logger layout the finder TensorRT gave us has (see trt_abi/pem_trt_logger.h).
+enum class LoggerAbi : int32_t
+{
+    kNONE = 0,      //!< no finder yet, or its layout could not be told: messages go to stderr
+    kVERSIONED = 1, //!< TensorRT >= 11, TensorRT-RTX >= 1.5
+    kLEGACY = 2,    //!< TensorRT 8-10, TensorRT-RTX < 1.5
+};
 
-//! Log `message` at `severity` through TensorRT's logger (stderr when TensorRT has not given one).
-void logMessage(nvinfer1::ILogger::Severity severity, std::string const& message) noexcept;
+//! Keep TensorRT's ILoggerFinder (an opaque pointer: its layout depends on the TensorRT version).
+void setLoggerFinder(void* finder) noexcept;
+
+LoggerAbi loggerAbi() noexcept;
+
+//! Log `message` at `severity` through TensorRT's logger (stderr for errors when there is none).
+void logMessage(trtlog::Severity severity, char const* message) noexcept;
 
 //! Report an error to TensorRT's logger and, when not null, to the execution context's error recorder.
 void reportError(char const* message, nvinfer1::IErrorRecorder* recorder,

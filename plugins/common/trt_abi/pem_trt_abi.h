@@ -3,7 +3,8 @@
 // Written from TensorRT's documented C++ API for the build without a TensorRT SDK (pip installs of
 // TensorRT-RTX ship no headers). It declares only what the PEM plugins use, with the same class names,
 // namespaces, virtual-method order, enum values and struct layouts as the SDK, so a library compiled
-// against it is binary-compatible with TensorRT >= 10 and TensorRT-RTX >= 1.0.
+// against it is binary-compatible with TensorRT >= 10 and TensorRT-RTX >= 1.0. The logger, whose layout
+// differs between those versions, is declared apart (pem_trt_logger.h) and chosen at run time.
 //
 // Rules for editing this file:
 //  - never reorder, remove or insert a virtual method: TensorRT calls through the vtable by slot;
@@ -239,46 +240,6 @@ protected:
     IErrorRecorder& operator=(IErrorRecorder&&) & = default;
 };
 
-class ILogger : public IVersionedInterface
-{
-public:
-    enum class Severity : int32_t
-    {
-        kINTERNAL_ERROR = 0,
-        kERROR = 1,
-        kWARNING = 2,
-        kINFO = 3,
-        kVERBOSE = 4,
-    };
-
-    InterfaceInfo getInterfaceInfo() const noexcept override
-    {
-        return InterfaceInfo{"ILogger", 1, 0};
-    }
-    virtual void log(Severity severity, AsciiChar const* msg) noexcept = 0;
-    ILogger() = default;
-    ~ILogger() override = default;
-
-protected:
-    ILogger(ILogger const&) = default;
-    ILogger(ILogger&&) = default;
-    ILogger& operator=(ILogger const&) & = default;
-    ILogger& operator=(ILogger&&) & = default;
-};
-
-class ILoggerFinder : public IVersionedInterface
-{
-public:
-    InterfaceInfo getInterfaceInfo() const noexcept override
-    {
-        return InterfaceInfo{"ILoggerFinder", 1, 0};
-    }
-    virtual ILogger* findLogger() = 0;
-
-protected:
-    ~ILoggerFinder() override = default;
-};
-
 class IGpuAllocator; // opaque here
 
 class IPluginCapability : public IVersionedInterface
@@ -312,8 +273,6 @@ public:
 } // namespace v_1_0
 
 using IErrorRecorder = v_1_0::IErrorRecorder;
-using ILogger = v_1_0::ILogger;
-using ILoggerFinder = v_1_0::ILoggerFinder;
 using IGpuAllocator = v_1_0::IGpuAllocator;
 using IPluginCapability = v_1_0::IPluginCapability;
 using IPluginCreatorInterface = v_1_0::IPluginCreatorInterface;
