@@ -349,10 +349,10 @@ def generate_source(
         LOGGER_CLASSES[versioned_logger][logger],
         LOGGER_CLASSES[versioned_logger][finder],
     )
-    for value in ("kINTERNAL_ERROR", "kERROR", "kWARNING", "kINFO", "kVERBOSE"):
+    for severity in ("kINTERNAL_ERROR", "kERROR", "kWARNING", "kINFO", "kVERBOSE"):
         lines.append(
-            f"static_assert(static_cast<int>(nvinfer1::ILogger::Severity::{value}) == "
-            f'static_cast<int>(pem::trtlog::Severity::{value}), "Severity::{value}");'
+            f"static_assert(static_cast<int>(nvinfer1::ILogger::Severity::{severity}) == "
+            f'static_cast<int>(pem::trtlog::Severity::{severity}), "Severity::{severity}");'
         )
     logger_methods = [
         (logger, our_logger, "log", "void ({C}::*)({S}, char const*) noexcept"),
