@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import time
@@ -200,6 +201,40 @@ def build(
     )
 
 
+def cuda_architectures(library: str | os.PathLike[str]) -> dict[str, list[int]]:
+    """The SM versions a library carries machine code ("sass") and PTX ("ptx") for, read from the CUDA fat
+    binaries in its ``.nv_fatbin`` ELF section (what ``cuobjdump --list-elf/--list-ptx`` shows)."""
+    data = Path(library).read_bytes()
+    if data[:4] != b"\x7fELF" or data[4] != 2:
+        raise PemError(f"{library} is not a 64-bit ELF library")
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+
+    def section(index: int) -> tuple[int, int, int]:
+        name, _, _, _, offset, size = struct.unpack_from("<IIQQQQ", data, shoff + index * shentsize)
+        return name, offset, size
+
+    _, names_at, _ = section(shstrndx)
+    found: dict[str, set[int]] = {"sass": set(), "ptx": set()}
+    for index in range(shnum):
+        name_at, offset, size = section(index)
+        if data[names_at + name_at : data.index(b"\0", names_at + name_at)] != b".nv_fatbin":
+            continue
+        at, end = offset, offset + size
+        while at + 16 <= end:
+            magic, _, header, body = struct.unpack_from("<IHHQ", data, at)
+            if magic != 0xBA55ED50:  # fat binary container
+                break
+            entry, stop = at + header, at + header + body
+            while entry < stop:
+                kind, _, entry_header, entry_size = struct.unpack_from("<HHIQ", data, entry)
+                arch = struct.unpack_from("<I", data, entry + 28)[0]
+                found["ptx" if kind == 1 else "sass"].add(arch)
+                entry += entry_header + entry_size
+            at = stop
+    return {kind: sorted(archs) for kind, archs in found.items()}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="build-plugins", description=__doc__.splitlines()[0] if __doc__ else None
@@ -220,7 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         headers = result.tensorrt_include or "our ABI declarations (plugins/common/trt_abi)"
         how = "cache hit" if result.cached else "built"
+        archs = cuda_architectures(result.library)
         print(f"{result.library} ({how} {result.key}, {result.seconds:.1f} s, headers: {headers})")
+        print(f"  SASS for sm_{', sm_'.join(map(str, archs['sass']))}; PTX for {archs['ptx']}")
         return 0
 
     return run_command("build-plugins", parser, body, argv)
