@@ -38,12 +38,15 @@ def missing_creators(registry: Any, names: Sequence[str] = CREATOR_NAMES) -> lis
 
 
 def _dlopen_reason(path: Path) -> str:
-    """Why the dynamic loader refuses ``path`` (TensorRT only returns a null handle)."""
+    """Why ``path`` was refused (TensorRT only returns a null handle and logs the reason)."""
     try:
-        ctypes.CDLL(str(path), mode=os.RTLD_LAZY | os.RTLD_LOCAL)
+        lib = ctypes.CDLL(str(path), mode=os.RTLD_LAZY | os.RTLD_LOCAL)
     except OSError as e:
         return str(e).splitlines()[0]
-    return "the library loads, but TensorRT rejected it (no getCreators entry point?)"
+    missing = [name for name in ("getCreators", "setLoggerFinder") if not hasattr(lib, name)]
+    if missing:
+        return f"it does not export {' and '.join(missing)}"
+    return "the library loads, but TensorRT rejected it; its log says why"
 
 
 def load(
@@ -56,12 +59,12 @@ def load(
     Idempotent: when every creator is already registered, nothing is loaded again.
     """
     path = Path(library) if library is not None else default_library()
+    if not path.is_file():
+        raise PemError(f"plugin library {path} not found: build it with `make plugins` (or plugins.build())")
     flavour = getattr(trt_module, "__name__", "TensorRT")
     registry = trt_module.get_plugin_registry()
     if not missing_creators(registry, creators):
         return path
-    if not path.is_file():
-        raise PemError(f"plugin library {path} not found: build it with `make plugins` (or plugins.build())")
     handle = registry.load_library(str(path))
     if handle is None:
         raise PemError(
