@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +93,16 @@ def _library(path: str) -> ctypes.CDLL:
     ]
     lib.pem_host_prototype_selection_workspace_size.restype = ctypes.c_size_t
     lib.pem_host_prototype_selection_workspace_size.argtypes = [ctypes.POINTER(PsShape)]
+    # The real launchers, compiled against the CPU emulation of CUDA (hosttest/cuda_emulation.h).
+    lib.pem_modulated_deform_conv2d.restype = ctypes.c_int
+    lib.pem_modulated_deform_conv2d.argtypes = [ctypes.c_int32, ctypes.POINTER(DcnShape), p, p, p, p, p, p, p]
+    lib.pem_prototype_selection_workspace_size.restype = ctypes.c_size_t
+    lib.pem_prototype_selection_workspace_size.argtypes = [ctypes.POINTER(PsShape)]
+    lib.pem_prototype_selection.restype = ctypes.c_int
+    lib.pem_prototype_selection.argtypes = [ctypes.c_int32, ctypes.c_int32, ctypes.POINTER(PsShape)]
+    lib.pem_prototype_selection.argtypes += [p, p, p, p, p, p, ctypes.c_size_t, p]
+    lib.pem_emulation_set_multiprocessors.restype = None
+    lib.pem_emulation_set_multiprocessors.argtypes = [ctypes.c_int32]
     lib.pem_host_prototype_selection.restype = ctypes.c_int32
     lib.pem_host_prototype_selection.argtypes = [
         ctypes.c_int32,
@@ -133,6 +144,37 @@ def dcn_output_extent(size: int, kernel: int, stride: int, pad: int, dilation: i
     return (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
 
 
+def _dcn_call(
+    x: npt.NDArray[np.floating],
+    offset: npt.NDArray[np.floating],
+    mask: npt.NDArray[np.floating],
+    weight: npt.NDArray[np.floating],
+    bias: npt.NDArray[np.floating] | None,
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    groups: int,
+    deformable_groups: int,
+    run: Callable[..., int],
+) -> npt.NDArray[np.floating]:
+    arrays = [np.ascontiguousarray(a) for a in (x, offset, mask, weight)]
+    b = None if bias is None else np.ascontiguousarray(bias)
+    code = _code(*arrays, *([b] if b is not None else []))
+    xa, oa, ma, wa = arrays
+    n, cin, h, w = xa.shape
+    cout, _, kh, kw = wa.shape
+    ho = dcn_output_extent(h, kh, stride[0], padding[0], dilation[0])
+    wo = dcn_output_extent(w, kw, stride[1], padding[1], dilation[1])
+    shape = DcnShape(
+        n, cin, h, w, cout, kh, kw, ho, wo, *stride, *padding, *dilation, groups, deformable_groups
+    )
+    out = np.empty((n, cout, ho, wo), dtype=xa.dtype)
+    status = run(code, ctypes.byref(shape), _ptr(xa), _ptr(oa), _ptr(ma), _ptr(wa), _ptr(b), _ptr(out))
+    if status != 0:
+        raise PemError(f"deform conv rejected the shape {shape_dict(shape)} (status {status})")
+    return out
+
+
 def deform_conv2d(
     x: npt.NDArray[np.floating],
     offset: npt.NDArray[np.floating],
@@ -147,25 +189,32 @@ def deform_conv2d(
     deformable_groups: int = 1,
     lib: ctypes.CDLL | None = None,
 ) -> npt.NDArray[np.floating]:
-    """ModulatedDeformConv2d through the kernel's element math; arrays are NCHW, one dtype."""
-    arrays = [np.ascontiguousarray(a) for a in (x, offset, mask, weight)]
-    b = None if bias is None else np.ascontiguousarray(bias)
-    code = _code(*arrays, *([b] if b is not None else []))
-    xa, oa, ma, wa = arrays
-    n, cin, h, w = xa.shape
-    cout, _, kh, kw = wa.shape
-    ho = dcn_output_extent(h, kh, stride[0], padding[0], dilation[0])
-    wo = dcn_output_extent(w, kw, stride[1], padding[1], dilation[1])
-    shape = DcnShape(
-        n, cin, h, w, cout, kh, kw, ho, wo, *stride, *padding, *dilation, groups, deformable_groups
-    )
-    out = np.empty((n, cout, ho, wo), dtype=xa.dtype)
-    status = (lib or library()).pem_host_modulated_deform_conv2d(
-        code, ctypes.byref(shape), _ptr(xa), _ptr(oa), _ptr(ma), _ptr(wa), _ptr(b), _ptr(out)
-    )
-    if status != 0:
-        raise PemError(f"host deform conv rejected the shape {shape_dict(shape)}")
-    return out
+    """ModulatedDeformConv2d through the kernel's element math in a plain loop; NCHW arrays of one dtype."""
+    run = (lib or library()).pem_host_modulated_deform_conv2d
+    return _dcn_call(x, offset, mask, weight, bias, stride, padding, dilation, groups, deformable_groups, run)
+
+
+def emulated_deform_conv2d(
+    x: npt.NDArray[np.floating],
+    offset: npt.NDArray[np.floating],
+    mask: npt.NDArray[np.floating],
+    weight: npt.NDArray[np.floating],
+    bias: npt.NDArray[np.floating] | None = None,
+    *,
+    stride: tuple[int, int] = (1, 1),
+    padding: tuple[int, int] = (0, 0),
+    dilation: tuple[int, int] = (1, 1),
+    groups: int = 1,
+    deformable_groups: int = 1,
+    lib: ctypes.CDLL | None = None,
+) -> npt.NDArray[np.floating]:
+    """ModulatedDeformConv2d through the real CUDA kernel and launcher, run by the CPU emulation."""
+    launcher = (lib or library()).pem_modulated_deform_conv2d
+
+    def run(*args: object) -> int:
+        return int(launcher(*args, None))
+
+    return _dcn_call(x, offset, mask, weight, bias, stride, padding, dilation, groups, deformable_groups, run)
 
 
 def shape_dict(shape: ctypes.Structure) -> dict[str, int]:
@@ -243,4 +292,45 @@ def prototype_selection(
     )
     if status != 0:
         raise PemError(f"host prototype selection rejected {shape_dict(shape)} with plan {chosen}")
+    return out, indices
+
+
+def emulated_prototype_selection(
+    features: npt.NDArray[np.floating],
+    queries: npt.NDArray[np.floating],
+    mask_logits: npt.NDArray[np.floating],
+    heads: int,
+    *,
+    sm_count: int = 132,
+    lib: ctypes.CDLL | None = None,
+) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.int32]]:
+    """PrototypeSelection through the real CUDA kernels and launcher (plan for ``sm_count`` multiprocessors,
+    workspace, three kernels), run by the CPU emulation. Returns (prototypes, indices [B, heads, Q])."""
+    lib = lib or library()
+    f = np.ascontiguousarray(features)
+    q = np.ascontiguousarray(queries)
+    m = np.ascontiguousarray(mask_logits)
+    code, mask_code = _code(f, q), _code(m)
+    b, n, c = f.shape
+    nq = q.shape[1]
+    shape = PsShape(b, n, nq, c, heads)
+    workspace = np.zeros(int(lib.pem_prototype_selection_workspace_size(ctypes.byref(shape))), dtype=np.uint8)
+    out = np.empty((b, nq, c), dtype=f.dtype)
+    indices = np.empty((b, heads, nq), dtype=np.int32)
+    lib.pem_emulation_set_multiprocessors(sm_count)
+    status = lib.pem_prototype_selection(
+        code,
+        mask_code,
+        ctypes.byref(shape),
+        _ptr(f),
+        _ptr(q),
+        _ptr(m),
+        _ptr(out),
+        _ptr(indices),
+        _ptr(workspace),
+        workspace.size,
+        None,
+    )
+    if status != 0:
+        raise PemError(f"prototype selection launcher rejected {shape_dict(shape)} (status {status})")
     return out, indices

@@ -8,6 +8,8 @@
 // the extra device memory is zero and each bilinear sample is computed ceil(M / 64) times.
 #include "deform_conv_kernel.h"
 
+#include "../common/launch.cuh"
+
 namespace pem
 {
 namespace
@@ -130,7 +132,8 @@ cudaError_t launchModulatedDeformConv2d(PemDcnShape const& shape, T const* x, T 
     int32_t const rows = shape.outChannels / shape.groups;
     dim3 const grid(static_cast<uint32_t>((pixels + kTileP - 1) / kTileP),
         static_cast<uint32_t>((rows + kTileM - 1) / kTileM), static_cast<uint32_t>(planes));
-    modulatedDeformConvKernel<T><<<grid, kThreads, 0, stream>>>(shape, x, offset, mask, weight, bias, y);
+    auto* const kernel = &modulatedDeformConvKernel<T>;
+    PEM_LAUNCH(kernel, grid, kThreads, 0, stream)(shape, x, offset, mask, weight, bias, y);
     return cudaGetLastError();
 }
 

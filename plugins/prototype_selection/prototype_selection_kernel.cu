@@ -16,6 +16,8 @@
 // 1024 x 2048 (N = 32768, heads = 8, Q = 100) against 0.4 MB here.
 #include "prototype_selection_kernel.h"
 
+#include "../common/launch.cuh"
+
 namespace pem
 {
 namespace
@@ -47,7 +49,7 @@ __global__ void __launch_bounds__(ps::kThreads) scanKernel(PemPsShape s, PemPsPl
     T const* __restrict__ queries, M const* __restrict__ maskLogits, int32_t const* __restrict__ flags,
     float* __restrict__ partialValue, int32_t* __restrict__ partialToken)
 {
-    extern __shared__ float shared[];
+    PEM_DYNAMIC_SHARED(float, shared);
     int32_t const channels = s.channels;
     int32_t const depth = channels / s.heads;
     int32_t const queryStride = channels + 1;
@@ -212,23 +214,27 @@ cudaError_t launchPrototypeSelection(PemPsShape const& shape, T const* features,
     int64_t const perImage = static_cast<int64_t>(shape.queries) * shape.tokens;
     int64_t flagBlocks = (perImage + kFlagThreads * 8 - 1) / (kFlagThreads * 8);
     flagBlocks = flagBlocks > 1024 ? 1024 : flagBlocks;
-    anyUnmaskedKernel<M><<<dim3(static_cast<uint32_t>(flagBlocks), static_cast<uint32_t>(shape.batch)), kFlagThreads,
-        0, stream>>>(maskLogits, perImage, flags);
+    auto* const flagKernel = &anyUnmaskedKernel<M>;
+    dim3 const flagGrid(static_cast<uint32_t>(flagBlocks), static_cast<uint32_t>(shape.batch));
+    PEM_LAUNCH(flagKernel, flagGrid, kFlagThreads, 0, stream)(maskLogits, perImage, flags);
     if ((status = cudaGetLastError()) != cudaSuccess)
     {
         return status;
     }
     dim3 const scanGrid(static_cast<uint32_t>(plan.splits),
         static_cast<uint32_t>((shape.queries + plan.queryTile - 1) / plan.queryTile), static_cast<uint32_t>(shape.batch));
-    scanKernel<T, M><<<scanGrid, ps::kThreads, static_cast<size_t>(plan.sharedBytes), stream>>>(
+    auto* const scan = &scanKernel<T, M>;
+    PEM_LAUNCH(scan, scanGrid, ps::kThreads, static_cast<size_t>(plan.sharedBytes), stream)(
         shape, plan, features, queries, maskLogits, flags, partialValue, partialToken);
     if ((status = cudaGetLastError()) != cudaSuccess)
     {
         return status;
     }
     int64_t const total = static_cast<int64_t>(shape.batch) * shape.queries * shape.channels;
-    gatherKernel<T><<<static_cast<uint32_t>((total + kGatherThreads - 1) / kGatherThreads), kGatherThreads, 0,
-        stream>>>(shape, plan.splits, partialValue, partialToken, features, prototypes, indices);
+    auto* const gather = &gatherKernel<T>;
+    dim3 const gatherGrid(static_cast<uint32_t>((total + kGatherThreads - 1) / kGatherThreads));
+    PEM_LAUNCH(gather, gatherGrid, kGatherThreads, 0, stream)(
+        shape, plan.splits, partialValue, partialToken, features, prototypes, indices);
     return cudaGetLastError();
 }
 
