@@ -1,18 +1,32 @@
 // PEM-RT host tests: the few CUDA runtime calls the launchers make, on the host (host pointers).
 // Linked into libpem_plugins_hostref.so instead of the CUDA runtime.
+//
+// pem_emulation_set_multiprocessors(n) makes the "current device" one with n multiprocessors (each count
+// gets its own device id, so the launchers' per-device cache sees a different GPU, as it would).
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace
 {
-int gMultiprocessors = 132;
-}
+std::vector<int> gDevices{132}; // multiprocessors of each emulated device
+int gCurrent = 0;
+} // namespace
 
 extern "C" __attribute__((visibility("default"))) void pem_emulation_set_multiprocessors(int32_t count)
 {
-    gMultiprocessors = count;
+    for (size_t i = 0; i < gDevices.size(); ++i)
+    {
+        if (gDevices[i] == count)
+        {
+            gCurrent = static_cast<int>(i);
+            return;
+        }
+    }
+    gDevices.push_back(count);
+    gCurrent = static_cast<int>(gDevices.size() - 1);
 }
 
 cudaError_t cudaGetLastError()
@@ -22,17 +36,17 @@ cudaError_t cudaGetLastError()
 
 cudaError_t cudaGetDevice(int* device)
 {
-    *device = 0;
+    *device = gCurrent;
     return cudaSuccess;
 }
 
-cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int /*device*/)
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device)
 {
-    if (attr != cudaDevAttrMultiProcessorCount)
+    if (attr != cudaDevAttrMultiProcessorCount || device < 0 || device >= static_cast<int>(gDevices.size()))
     {
         return cudaErrorInvalidValue;
     }
-    *value = gMultiprocessors;
+    *value = gDevices[static_cast<size_t>(device)];
     return cudaSuccess;
 }
 

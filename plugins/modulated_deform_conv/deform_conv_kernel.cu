@@ -4,7 +4,7 @@
 // K = (Cin/groups) * kh * kw and P = Ho * Wo, where Col is the deformable column matrix
 // (dcn::modulatedColumn). Col is never written to global memory: each 256-thread block owns a 64 x 64
 // output tile and walks K in steps of 16, sampling the 16 x 64 column slice and loading the 16 x 64 weight
-// slice into shared memory (8 KiB), then each thread accumulates a 4 x 4 sub-tile in fp32 registers. So
+// slice into shared memory (about 8 KiB), then each thread accumulates a 4 x 4 sub-tile in fp32 registers. So
 // the extra device memory is zero and each bilinear sample is computed ceil(M / 64) times.
 #include "deform_conv_kernel.h"
 
@@ -30,7 +30,7 @@ __global__ void __launch_bounds__(kThreads) modulatedDeformConvKernel(PemDcnShap
     T const* __restrict__ offset, T const* __restrict__ mask, T const* __restrict__ weight, T const* __restrict__ bias,
     T* __restrict__ y)
 {
-    __shared__ float weightTile[kTileK][kTileM];
+    __shared__ float weightTile[kTileK][kTileM + 1]; // +1: the k-major stores do not all hit one bank
     __shared__ float columnTile[kTileK][kTileP];
 
     int32_t const pixels = s.outHeight * s.outWidth;

@@ -18,6 +18,8 @@
 
 #include "../common/launch.cuh"
 
+#include <atomic>
+
 namespace pem
 {
 namespace
@@ -163,14 +165,27 @@ __global__ void __launch_bounds__(kGatherThreads) gatherKernel(PemPsShape s, int
     }
 }
 
+//! Multiprocessors of the current device (cached per device: the plan only needs it to size the grid).
 int32_t multiprocessorCount()
 {
+    constexpr int32_t kMaxDevices = 64;
+    static std::atomic<int32_t> cache[kMaxDevices] = {};
     int32_t device = 0;
-    int32_t count = 0;
-    if (cudaGetDevice(&device) != cudaSuccess
-        || cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
+    if (cudaGetDevice(&device) != cudaSuccess)
     {
         return 1;
+    }
+    int32_t count = device >= 0 && device < kMaxDevices ? cache[device].load(std::memory_order_relaxed) : 0;
+    if (count == 0)
+    {
+        if (cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || count < 1)
+        {
+            return 1;
+        }
+        if (device >= 0 && device < kMaxDevices)
+        {
+            cache[device].store(count, std::memory_order_relaxed);
+        }
     }
     return count;
 }
