@@ -12,6 +12,10 @@ from collections.abc import Sequence
 # name -> (module with a `main(argv) -> int`, one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {
     "model-info": ("training.model_info", "parameters and GFLOPs of a preset at an input size"),
+    "build-plugins": (
+        "plugins.builder",
+        "compile the TensorRT plugin library (build/plugins/libpem_plugins.so)",
+    ),
 }
 
 
