@@ -41,6 +41,7 @@ def make_model(
     bias: bool = True,
     weight_type: int | None = None,
     offset_channels: int = 18,
+    fp32_logits: bool = False,
 ) -> ModelProto:
     """fp32 graph I/O; the plugin nodes compute in `compute` (Cast nodes around them, strongly typed)."""
     np_type = helper.tensor_dtype_to_np_dtype(compute)
@@ -49,7 +50,7 @@ def make_model(
         dims = [offset_channels if (name == "offset" and d == 18) else d for d in dims]
         inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, dims))
         names[name] = name
-        if compute != TensorProto.FLOAT:
+        if compute != TensorProto.FLOAT and not (fp32_logits and name == "mask_logits"):
             nodes.append(helper.make_node("Cast", [name], [f"{name}_cast"], to=compute))
             names[name] = f"{name}_cast"
     w_type = helper.tensor_dtype_to_np_dtype(weight_type) if weight_type is not None else np_type
@@ -159,12 +160,13 @@ def test_tensorrt_logger_layout_detected(trt: Any, loaded: BuildResult) -> None:
 
 
 @pytest.mark.parametrize("embed", [False, True], ids=["plain", "library-embedded"])
-@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "fp16-fp32-logits"])
 def test_engine_for_sm86_and_sm89(
     trt: Any, logger: Any, loaded: BuildResult, precision: str, embed: bool
 ) -> None:
-    compute = TensorProto.FLOAT16 if precision == "fp16" else TensorProto.FLOAT
-    network, engine = build(trt, logger, make_model(compute), loaded if embed else None)
+    compute = TensorProto.FLOAT16 if precision.startswith("fp16") else TensorProto.FLOAT
+    model = make_model(compute, fp32_logits=precision.endswith("fp32-logits"))
+    network, engine = build(trt, logger, model, loaded if embed else None)
     assert engine is not None, logger.errors()
     summary = network_summary(network)
     layers = engine_plugin_layers(engine)
@@ -172,7 +174,7 @@ def test_engine_for_sm86_and_sm89(
     print("\n".join(summary))
     print(f"plugin layers in the engine: {layers}")
     plugin_rows = [row for row in summary if "PLUGIN_V3" in row]
-    expected_dtype = "HALF" if precision == "fp16" else "FLOAT"
+    expected_dtype = "HALF" if precision.startswith("fp16") else "FLOAT"
     assert [row.split()[0] for row in plugin_rows] == ["dcn0", "ps0"]
     assert all(row.endswith(expected_dtype) for row in plugin_rows)
     assert set(layers) == {"dcn0", "ps0"}
