@@ -22,6 +22,10 @@ test: $(STAMP)
 	$(PY) -m mypy
 	$(PY) -m pytest -m "not slow and not gpu" -n auto
 
+# The TensorRT plugin library (build/plugins/libpem_plugins.so), cached by a content hash.
+plugins: $(STAMP)
+	$(PY) -m plugins.builder
+
 test-all: $(STAMP)
 	$(PY) -m pytest
 

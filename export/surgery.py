@@ -32,12 +32,11 @@ from pem_rt.command import run_command
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_path
 from pem_rt.model_meta import ModelMeta
+from plugins.loader import PLUGIN_NAMESPACE, PLUGIN_VERSION
+from plugins.onnx_ops import DEFORM_CONV as DEFORM_CONV_OP
+from plugins.onnx_ops import PLUGIN_DOMAIN, PLUGIN_OPSET
+from plugins.onnx_ops import PROTOTYPE_SELECTION as PROTOTYPE_OP
 
-PLUGIN_DOMAIN = "pem"
-PLUGIN_NAMESPACE = "pem"
-PLUGIN_VERSION = "1"
-DEFORM_CONV_OP = "ModulatedDeformConv2d"
-PROTOTYPE_OP = "PrototypeSelection"
 PIXEL_DECODER_DCNS = 3
 # ops that only move data (Cast included: FP16 conversion puts casts inside the subgraphs we match)
 _LAYOUT_OPS = {"Reshape", "Transpose", "Unsqueeze", "Squeeze", "Expand", "Identity", "Flatten", "Cast"}
@@ -307,7 +306,7 @@ def to_tensorrt_graph(model: onnx.ModelProto, source: str = "model") -> tuple[on
     del out.metadata_props[:]
     out.metadata_props.extend(model.metadata_props)
     if not any(o.domain == PLUGIN_DOMAIN for o in out.opset_import):
-        out.opset_import.append(onnx.helper.make_opsetid(PLUGIN_DOMAIN, 1))
+        out.opset_import.append(onnx.helper.make_opsetid(PLUGIN_DOMAIN, PLUGIN_OPSET))
     onnx.checker.check_model(out)
     return out, dcn, selections
 

@@ -19,6 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "export.build_engine",
         "ONNX -> TensorRT/TensorRT-RTX engine + sidecar (fp32/fp16/int8), or inspect one",
     ),
+    "build-plugins": (
+        "plugins.builder",
+        "compile the TensorRT plugin library (build/plugins/libpem_plugins.so)",
+    ),
 }
 
 

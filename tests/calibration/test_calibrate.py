@@ -58,18 +58,23 @@ def test_bad_calibration_data_is_one_line(tmp_path: Path, source: str) -> None:
     assert "\n" not in str(e.value) and str(path) in str(e.value)
 
 
-def test_cache_key_mismatch_is_ignored_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cache_key_mismatch_is_ignored_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     key = CalibrationKey("abc", (64, 128), "entropy", None, 8, "f00")
     path = write_cache(tmp_path / "m.calib", key, {"t1": 12.7, "t2": 0.5})
     scales = read_cache(path, key)
-    assert scales is not None and scales["t1"] == pytest.approx(0.1) and scales["t2"] == pytest.approx(0.5 / 127)
+    assert (
+        scales is not None and scales["t1"] == pytest.approx(0.1) and scales["t2"] == pytest.approx(0.5 / 127)
+    )
     other = CalibrationKey("abc", (64, 128), "max", None, 8, "f00")
     assert read_cache(path, other) is None
     assert "method differ" in capsys.readouterr().out
 
 
-def test_calibrate_writes_qdq_graph_and_reuses_cache(reference: Path, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_calibrate_writes_qdq_graph_and_reuses_cache(
+    reference: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out, cache = tmp_path / "tiny.int8.onnx", tmp_path / "tiny.calib"
     first = calibrate(reference, "skimage", out, cache, method="percentile", batches=4)
     assert not first.reused_cache and cache.is_file() and first.report.quantized_nodes > 20
