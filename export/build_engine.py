@@ -127,10 +127,7 @@ def build_engine(
     import plugins
 
     trt = load_tensorrt(options.flavour)
-    library = options.plugins or plugins.default_library()
-    if options.plugins is None and not library.is_file():
-        library = plugins.build().library
-    plugins.load(trt.module, library)
+    library = load_plugins(trt, options.plugins)
     logger = trt.logger(options.verbose)
     builder = trt.module.Builder(logger)
     flags = 1 << int(trt.module.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
@@ -175,6 +172,19 @@ def build_engine(
         f"{describe_layers(layers)}"
     )
     return sidecar
+
+
+def load_plugins(trt: TensorRT, library: Path | None) -> Path:
+    """Load our plugin library (building the default one if needed) and check its creators."""
+    import plugins
+
+    if library is not None and not library.is_file():
+        raise PemError(f"--plugins {library} does not exist; build it with `make plugins`")
+    path = library or plugins.default_library()
+    if library is None and not path.is_file():
+        print("building the plugin library (once; cached under build/plugins)")
+        path = plugins.build().library
+    return Path(plugins.load(trt.module, path))
 
 
 def describe_layers(layers: Sequence[dict[str, str]]) -> str:
@@ -327,8 +337,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> None:
     meta = read_meta(reference)
     if any(n.domain == PLUGIN_DOMAIN for n in onnx.load(str(reference), load_external_data=False).graph.node):
         raise PemError(f"--onnx {reference} already has plugin nodes; pass the graph `pem export` wrote")
-    if args.plugins is not None and not args.plugins.is_file():
-        raise PemError(f"--plugins {args.plugins} does not exist; build it with `make plugins`")
+    load_plugins(trt, args.plugins)  # fail early, before minutes of conversion or calibration
     _, trt_onnx = prepare_graph(reference, precision, args)
     engine = args.out or reference.parent / engine_name(reference.stem, precision, targets, trt)
     options = BuildOptions(

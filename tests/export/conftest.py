@@ -46,3 +46,11 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., tuple[PE
         return model, path
 
     return get
+
+
+@pytest.fixture(scope="session")
+def plugin_library() -> Path:
+    """The plugin library (content-hash cached build under build/plugins; ~70 s cold on two cores)."""
+    from plugins.builder import build
+
+    return build().library
