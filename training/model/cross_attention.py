@@ -7,7 +7,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from training.model.prototype_selection import prototype_selection
+from training.model.prototype_selection import (
+    gather_prototypes,
+    prototype_indices_streaming,
+    prototype_selection,
+)
 
 
 class LocalRepresentation(nn.Module):
@@ -46,9 +50,12 @@ class PrototypeCrossAttention(nn.Module):
         """tgt, query_pos [B,Q,C]; memory, pos [B,C,H,W]; mask_logits [B,Q,H*W] or None."""
         tokens = F.normalize(self.feature_proj(memory + pos), dim=-1)
         queries = F.normalize(self.query_proj(tgt + query_pos), dim=-1)
-        protos = prototype_selection(
-            tokens, queries, None if mask_logits is None else mask_logits.detach(), self.heads
-        )
+        mask = None if mask_logits is None else mask_logits.detach()
+        if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.compiler.is_exporting():
+            # training and export: the reference ops (graph surgery matches their pattern in the ONNX)
+            protos = prototype_selection(tokens, queries, mask, self.heads)
+        else:  # eager inference: identical indices without the B x heads x Q x N score tensor
+            protos = gather_prototypes(tokens, prototype_indices_streaming(tokens, queries, mask, self.heads))
         out = F.normalize(self.proj(protos * queries), dim=1) * self.alpha + protos
         return self.final(out) + tgt
 

@@ -54,7 +54,7 @@ def prototype_selection(features: Tensor, queries: Tensor, mask_logits: Tensor |
 
 
 def prototype_indices_streaming(
-    features: Tensor, queries: Tensor, mask_logits: Tensor | None, heads: int, chunk: int = 4096
+    features: Tensor, queries: Tensor, mask_logits: Tensor | None, heads: int, chunk: int = 2048
 ) -> Tensor:
     """Same indices as :func:`prototype_indices`, streaming over tokens in chunks.
 
@@ -62,16 +62,18 @@ def prototype_indices_streaming(
     O(B * heads * Q * chunk) instead of O(B * heads * Q * N). Ties keep the earlier token because a
     later chunk replaces the running best only when strictly greater.
     """
-    f = _split_heads(features, heads)
+    b, n, c = features.shape
+    d = c // heads
+    f_t = features.reshape(b, n, heads, d).permute(0, 2, 3, 1).contiguous()  # [B, h, D, N]
     q = _split_heads(queries, heads)
     masked = masked_tokens(mask_logits).unsqueeze(1) if mask_logits is not None else None
-    b, h, nq, _ = q.shape
-    best = torch.full((b, h, nq), float("-inf"), dtype=q.dtype, device=q.device)
-    best_idx = torch.zeros((b, h, nq), dtype=torch.long, device=q.device)
-    for start in range(0, f.shape[2], chunk):
-        sim = q @ f[:, :, start : start + chunk].transpose(-1, -2)
+    nq = q.shape[2]
+    best = torch.full((b, heads, nq), float("-inf"), dtype=q.dtype, device=q.device)
+    best_idx = torch.zeros((b, heads, nq), dtype=torch.long, device=q.device)
+    for start in range(0, n, chunk):
+        sim = torch.matmul(q, f_t[..., start : start + chunk])  # [B, h, Q, chunk]
         if masked is not None:
-            sim = sim.masked_fill(masked[..., start : start + chunk], float("-inf"))
+            sim.masked_fill_(masked[..., start : start + chunk], float("-inf"))
         value, idx = sim.max(dim=-1)
         better = value > best
         best = torch.where(better, value, best)

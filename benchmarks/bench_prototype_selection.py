@@ -1,0 +1,75 @@
+"""Prototype selection at the 1/32, 1/16 and 1/8 token counts of a 1024x2048 frame (B=1, Q=100, C=256,
+8 heads): the naive PyTorch reference (einsum + mask + argmax + gather) vs the streaming PyTorch version
+vs our kernel compiled for the host (the plugin's own code, one CPU thread). Time = median; peak extra
+memory = measured peak RSS of a fresh process over its baseline, so every temporary counts."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import median_ms, peak_rss_mb_in_subprocess
+
+SCALES = {"1/32": (32, 64), "1/16": (64, 128), "1/8": (128, 256)}
+
+_SETUP = """
+import torch
+from training.model.prototype_selection import prototype_selection, prototype_indices_streaming, gather_prototypes
+torch.set_num_threads({threads})
+def setup():
+    g = torch.Generator().manual_seed(0)
+    n = {tokens}
+    f = torch.nn.functional.normalize(torch.randn(1, n, 256, generator=g), dim=-1)
+    q = torch.nn.functional.normalize(torch.randn(1, 100, 256, generator=g), dim=-1)
+    m = torch.randn(1, 100, n, generator=g)
+    return f, q, m
+"""
+_RUN = {
+    "naive": "def run(s):\n    with torch.no_grad():\n        prototype_selection(*s, 8)\n",
+    "streaming": "def run(s):\n    with torch.no_grad():\n"
+                 "        gather_prototypes(s[0], prototype_indices_streaming(*s, 8))\n",
+    "kernel": "import numpy as np\nfrom plugins import hostref\n"
+              "def run(s):\n    hostref.prototype_selection(*(t.numpy() for t in s), 8)\n",
+}
+
+
+def measure(repeats: int) -> list[dict[str, Any]]:
+    import torch
+
+    from plugins import hostref
+    from training.model.prototype_selection import (
+        gather_prototypes,
+        prototype_indices_streaming,
+        prototype_selection,
+    )
+
+    rows = []
+    for scale, (h, w) in SCALES.items():
+        n = h * w
+        g = torch.Generator().manual_seed(0)
+        f = torch.nn.functional.normalize(torch.randn(1, n, 256, generator=g), dim=-1)
+        q = torch.nn.functional.normalize(torch.randn(1, 100, 256, generator=g), dim=-1)
+        m = torch.randn(1, 100, n, generator=g)
+        arrays = (f.numpy(), q.numpy(), m.numpy())
+        row: dict[str, Any] = {"scale": scale, "tokens": n}
+        with torch.no_grad():
+            row["naive_ms"] = median_ms(lambda: prototype_selection(f, q, m, 8), repeats)
+            row["streaming_ms"] = median_ms(
+                lambda: gather_prototypes(f, prototype_indices_streaming(f, q, m, 8)), repeats
+            )
+        row["kernel_ms"] = median_ms(lambda: hostref.prototype_selection(*arrays, 8), max(1, repeats // 2))
+        threads = torch.get_num_threads()
+        for name, body in _RUN.items():
+            code = _SETUP.format(threads=threads, tokens=n) + body
+            row[f"{name}_peak_mb"] = peak_rss_mb_in_subprocess(code)
+        row["kernel_workspace_mb"] = hostref.prototype_workspace_bytes(1, 100, 256, 8, tokens=n) / 2**20
+        row["streaming_speedup"] = row["naive_ms"] / row["streaming_ms"]
+        row["streaming_memory_ratio"] = row["naive_peak_mb"] / max(row["streaming_peak_mb"], 1e-3)
+        row["kernel_memory_ratio"] = row["naive_peak_mb"] / max(row["kernel_peak_mb"], 1e-3)
+        rows.append(row)
+        print(f"  {scale:>5} ({n} tokens): streaming {row['streaming_speedup']:.2f}x faster, "
+              f"{row['streaming_memory_ratio']:.0f}x less peak memory; host kernel "
+              f"{row['kernel_memory_ratio']:.0f}x less memory", flush=True)
+    return rows
