@@ -92,8 +92,8 @@ def _objects(label: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, l
             break
         i = int(rng.integers(len(side[0])))
         feet_y, cx = int(side[0][i]), int(side[1][i])
-        ph = max(8, int(h * rng.uniform(0.12, 0.25) * (0.5 + feet_y / h)))
-        pw = ph * 0.35
+        ph = max(8, int(h * rng.uniform(0.2, 0.32) * (0.6 + 0.6 * feet_y / h)))
+        pw = ph * 0.42
         body = ((xx - cx) / (pw / 2)) ** 2 + ((yy - (feet_y - ph * 0.4)) / (ph * 0.4)) ** 2 <= 1
         head = ((xx - cx) ** 2 + (yy - (feet_y - ph * 0.88)) ** 2) <= (ph * 0.12) ** 2
         objects.append((body | head, PERSON * 1000 + k))

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from training.losses.matcher import HungarianMatcher, Match
-from training.losses.point_sampling import grid_coords, point_sample, uncertain_coords
+from training.losses.point_sampling import at_least_fp32, grid_coords, point_sample, uncertain_coords
 from training.model.pem import PEMOutput
 
 
@@ -104,13 +104,13 @@ class SetCriterion(nn.Module):
     def _class_loss(
         self, class_logits: Tensor, targets: list[dict[str, Tensor]], matches: list[Match]
     ) -> Tensor:
-        logits = class_logits.float()
+        logits = at_least_fp32(class_logits)
         target_classes = torch.full(
             logits.shape[:2], self.num_classes, dtype=torch.int64, device=logits.device
         )
         for b, (src, tgt) in enumerate(matches):
             target_classes[b, src.to(logits.device)] = targets[b]["labels"][tgt].to(logits.device)
-        return F.cross_entropy(logits.transpose(1, 2), target_classes, self.empty_weight)
+        return F.cross_entropy(logits.transpose(1, 2), target_classes, self.empty_weight.to(logits.dtype))
 
     def _mask_losses(
         self, mask_logits: Tensor, targets: list[dict[str, Tensor]], matches: list[Match], num_masks: float
@@ -125,15 +125,17 @@ class SetCriterion(nn.Module):
         with torch.no_grad():
             if self.cfg.num_points > 0:
                 coords = uncertain_coords(
-                    src.float(),
+                    at_least_fp32(src),
                     self.cfg.num_points,
                     self.cfg.oversample_ratio,
                     self.cfg.importance_sample_ratio,
                 )
             else:
-                coords = grid_coords(src.shape[-2], src.shape[-1], src.shape[0], src.device)
-            tgt_points = point_sample(tgt.float(), coords)
-        src_points = point_sample(src.float(), coords)
+                coords = grid_coords(
+                    src.shape[-2], src.shape[-1], src.shape[0], src.device, at_least_fp32(src).dtype
+                )
+            tgt_points = point_sample(tgt.to(coords.dtype), coords)
+        src_points = point_sample(at_least_fp32(src), coords)
         return {
             "loss_mask": sigmoid_ce_loss(src_points, tgt_points, num_masks),
             "loss_dice": dice_loss(src_points, tgt_points, num_masks),

@@ -12,7 +12,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 from torch.nn import functional as F
 
-from training.losses.point_sampling import grid_coords, point_sample
+from training.losses.point_sampling import at_least_fp32, grid_coords, point_sample
 
 Match = tuple[Tensor, Tensor]
 
@@ -58,14 +58,14 @@ class HungarianMatcher:
                 empty = torch.zeros(0, dtype=torch.int64)
                 matches.append((empty, empty))
                 continue
-            prob = class_logits[b].float().softmax(-1)
+            prob = at_least_fp32(class_logits[b]).softmax(-1)
             cost_class = -prob[:, labels]
-            out = mask_logits[b].float()[:, None]
+            out = at_least_fp32(mask_logits[b])[:, None]
             tgt = target["masks"].to(out)[:, None]
             if self.num_points > 0:
-                coords = torch.rand(1, self.num_points, 2, device=out.device)
+                coords = torch.rand(1, self.num_points, 2, device=out.device).to(out.dtype)
             else:
-                coords = grid_coords(out.shape[-2], out.shape[-1], 1, out.device)
+                coords = grid_coords(out.shape[-2], out.shape[-1], 1, out.device, out.dtype)
             tgt_points = point_sample(tgt, coords.expand(tgt.shape[0], -1, -1))
             out_points = point_sample(out, coords.expand(out.shape[0], -1, -1))
             cost = (
