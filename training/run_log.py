@@ -116,6 +116,7 @@ def plot_curves(metrics_csv: Path, out_png: Path, title: str) -> Path:
         ok = np.isfinite(m[key])
         if ok.any():
             ax_eval.plot(steps[ok], 100 * m[key][ok], marker="o", color=colour, label=key)
+    ax_eval.set_xlim(0, max(float(np.nanmax(steps)) if len(steps) else 1.0, 1.0))
     ax_eval.set_xlabel("step")
     ax_eval.set_ylabel("validation (%)")
     ax_eval.set_ylim(0, 100)

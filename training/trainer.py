@@ -67,8 +67,11 @@ def resume_path(args: argparse.Namespace, run_dir: Path) -> Path | None:
 
 def amp_mode(requested: str, device: torch.device) -> str:
     if requested != "auto":
-        if requested != "off" and device.type == "cpu" and requested == "fp16":
-            raise PemError("--amp fp16 needs a GPU; use --amp bf16 or off on CPU")
+        if requested != "off" and device.type != "cuda":
+            raise PemError(
+                f"--amp {requested} needs a GPU (torchvision's deformable convolution has no CPU "
+                "half-precision kernel); use --amp off on CPU"
+            )
         return requested
     if device.type != "cuda":
         return "off"
