@@ -93,6 +93,8 @@ def train(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, info: distributed.DistInfo, device: torch.device) -> int:
     cfg = model_config_from_args(args)
     dataset = args.dataset or cfg.dataset.name
+    if cfg.inference.task == "instance":
+        raise PemError("--task instance is not trained here; train --task panoptic (instances come from it)")
     panoptic = cfg.inference.task == "panoptic"
     d = resolve_defaults(args, dataset)
     run_dir: Path = args.out or Path("runs") / cfg.name

@@ -50,7 +50,8 @@ def train_args(root: Path, out: Path, *extra: str) -> list[str | Path]:
 
 
 def test_resume_continues_bit_for_bit(synthetic_root: Path, tmp_path: Path) -> None:
-    """--stop-at 4 then --resume gives the uninterrupted run's losses and weights exactly."""
+    """--stop-at 4 then --resume, and a SIGKILL mid-run then --resume, both give the uninterrupted
+    run's losses (and weights) exactly."""
     a, b = tmp_path / "a", tmp_path / "b"
     ok(cli("training/train.py", *train_args(synthetic_root, a, "--checkpoint-every", "2")))
     first = ok(cli("training/train.py", *train_args(synthetic_root, b, "--stop-at", "4")))
@@ -67,6 +68,29 @@ def test_resume_continues_bit_for_bit(synthetic_root: Path, tmp_path: Path) -> N
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     for name in ("best.pt", "loss_curve.png", "eval/step_0000004.json", "eval/step_0000008.json"):
         assert (b / name).is_file(), name
+
+    # A run SIGKILLed mid-training (checkpoint every step), ideally while writing last.pt, resumes from
+    # last.pt to the same losses; the interrupted write's temporary file is cleaned up.
+    c = tmp_path / "c"
+    proc = popen("training/train.py", *train_args(synthetic_root, c, "--checkpoint-every", "1"))
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            rows = (c / "metrics.csv").read_text().count("\n") - 1 if (c / "metrics.csv").exists() else 0
+            if rows >= 3 and any(c.glob(".last.pt.*.tmp")):
+                break
+            if rows >= 5:  # no write caught in flight: kill between writes instead
+                break
+            time.sleep(0.001)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "training finished before it could be killed"
+    killed_at = load_checkpoint(c / "last.pt").extra["step"]
+    assert 1 <= killed_at < 8
+    ok(cli("training/train.py", *train_args(synthetic_root, c, "--checkpoint-every", "1", "--resume")))
+    assert not any(c.glob(".*.tmp"))
+    np.testing.assert_array_equal(loss_a, read_metrics(c / "metrics.csv")["loss"])
 
 
 SAVER = """
@@ -111,34 +135,6 @@ def test_kill_during_checkpoint_write_keeps_previous_loadable(tmp_path: Path) ->
     assert step >= 1
     assert ckpt.extra["pad"].numel() == 8_000_000  # complete, not a truncated write
     assert set(ckpt.model) == set(build_model(get_preset("cityscapes-tiny")).state_dict())
-
-
-def test_killed_training_resumes_to_the_same_losses(synthetic_root: Path, tmp_path: Path) -> None:
-    """A run SIGKILLed mid-training (checkpoint every step) resumes from last.pt and ends with the losses
-    of an uninterrupted run; the killed write's temporary file is cleaned up."""
-    a, c = tmp_path / "a", tmp_path / "c"
-    ok(cli("training/train.py", *train_args(synthetic_root, a)))
-    proc = popen("training/train.py", *train_args(synthetic_root, c, "--checkpoint-every", "1"))
-    deadline = time.monotonic() + 240
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            rows = (c / "metrics.csv").read_text().count("\n") - 1 if (c / "metrics.csv").exists() else 0
-            if rows >= 3 and any(c.glob(".last.pt.*.tmp")):
-                break
-            if rows >= 5:  # no write caught in flight: kill between writes instead
-                break
-            time.sleep(0.001)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "training finished before it could be killed"
-    killed_at = load_checkpoint(c / "last.pt").extra["step"]
-    assert 1 <= killed_at < 8
-    ok(cli("training/train.py", *train_args(synthetic_root, c, "--checkpoint-every", "1", "--resume")))
-    assert not any(c.glob(".*.tmp"))
-    np.testing.assert_array_equal(
-        read_metrics(a / "metrics.csv")["loss"], read_metrics(c / "metrics.csv")["loss"]
-    )
 
 
 def _one_error_line(result: subprocess.CompletedProcess[str], command: str, *words: str) -> str:
