@@ -4,6 +4,7 @@ TensorBoard events when the tensorboard package is installed, and the loss-curve
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -129,3 +130,46 @@ def plot_curves(metrics_csv: Path, out_png: Path, title: str) -> Path:
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
     return out_png
+
+
+def final_report(
+    run_dir: Path,
+    title: str,
+    steps: tuple[int, int, int],
+    elapsed: float,
+    eval_table: str | None,
+    eval_summary: dict[str, float] | None,
+    best: dict[str, Any],
+) -> None:
+    """End of a run: loss-curve PNG, smoothed-loss check, last evaluation, summary.json.
+
+    ``steps`` = (first step of this process, last step, scheduled steps).
+    """
+    start, step, iters = steps
+    png = plot_curves(run_dir / "metrics.csv", run_dir / "loss_curve.png", title)
+    bins = smoothed_bins(read_metrics(run_dir / "metrics.csv")["loss"])
+    monotonic = bool(len(bins) > 1 and np.all(np.diff(bins) < 0))
+    print(
+        f"trained steps {start}->{step} in {elapsed:.1f} s ({(step - start) / max(elapsed, 1e-9):.2f} it/s)"
+    )
+    print(
+        "smoothed loss (10 equal chunks): "
+        + " > ".join(f"{b:.3f}" for b in bins)
+        + f"  (monotonically decreasing: {'yes' if monotonic else 'no'})"
+    )
+    if eval_table is not None and eval_summary is not None:
+        print(eval_table)
+        pq = f"  PQ: {eval_summary['PQ']:.4f}" if "PQ" in eval_summary else ""
+        print(f"final val mIoU: {eval_summary['mIoU']:.4f}{pq}")
+    if step < iters:
+        print(f"stopped at step {step} of {iters}; continue with --resume")
+    summary = {
+        "steps": step,
+        "seconds": round(elapsed, 2),
+        "smoothed_loss": bins.tolist(),
+        "loss_monotonic": monotonic,
+        "best": best,
+        "final": eval_summary,
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    print(f"wrote {run_dir / 'last.pt'}, {png}, {run_dir / 'metrics.csv'}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from contextlib import nullcontext
@@ -30,7 +29,7 @@ from training.losses.criterion import LossConfig, SetCriterion
 from training.model import PEM, ModelConfig, build_model
 from training.model.weights import load_backbone, load_official
 from training.optim import OptimConfig, build_optimizer, build_scheduler
-from training.run_log import MetricsLog, plot_curves, read_metrics, smoothed_bins
+from training.run_log import MetricsLog, final_report
 from training.train import resolve_defaults, validate
 
 
@@ -222,7 +221,15 @@ def _train(args: argparse.Namespace, info: distributed.DistInfo, device: torch.d
     if metrics is not None:
         metrics.close()
     if info.main:
-        _report(run_dir, cfg, step, start_step, elapsed, args, state)
+        final_report(
+            run_dir,
+            f"{cfg.name}: training loss",
+            (start_step, step, args.iters),
+            elapsed,
+            state.last_eval.table() if state.last_eval is not None else None,
+            state.last_eval.summary() if state.last_eval is not None else None,
+            state.best,
+        )
     return 0
 
 
@@ -388,42 +395,3 @@ class _Loop:
         }
         pem: PEM = self.model  # type: ignore[assignment]
         save_checkpoint(path, Checkpoint(pem.cfg, self.model.state_dict(), extra))
-
-
-def _report(
-    run_dir: Path,
-    cfg: ModelConfig,
-    step: int,
-    start: int,
-    elapsed: float,
-    args: argparse.Namespace,
-    state: _Loop,
-) -> None:
-    png = plot_curves(run_dir / "metrics.csv", run_dir / "loss_curve.png", f"{cfg.name}: training loss")
-    m = read_metrics(run_dir / "metrics.csv")
-    bins = smoothed_bins(m["loss"])
-    monotonic = bool(len(bins) > 1 and np.all(np.diff(bins) < 0))
-    print(
-        f"trained steps {start}->{step} in {elapsed:.1f} s ({(step - start) / max(elapsed, 1e-9):.2f} it/s)"
-    )
-    print(
-        "smoothed loss (10 equal chunks): "
-        + " > ".join(f"{b:.3f}" for b in bins)
-        + f"  (monotonically decreasing: {'yes' if monotonic else 'no'})"
-    )
-    if state.last_eval is not None:
-        print(state.last_eval.table())
-        s = state.last_eval.summary()
-        print(f"final val mIoU: {s['mIoU']:.4f}" + (f"  PQ: {s['PQ']:.4f}" if "PQ" in s else ""))
-    if step < args.iters:
-        print(f"stopped at step {step} of {args.iters}; continue with --resume")
-    summary = {
-        "steps": step,
-        "seconds": round(elapsed, 2),
-        "smoothed_loss": bins.tolist(),
-        "loss_monotonic": monotonic,
-        "best": state.best,
-        "final": state.last_eval.summary() if state.last_eval is not None else None,
-    }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
-    print(f"wrote {run_dir / 'last.pt'}, {png}, {run_dir / 'metrics.csv'}")
