@@ -110,9 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def validate(args: argparse.Namespace) -> None:
-    for flag in ("batch_size", "accumulate", "iters"):
-        if getattr(args, flag) < 1:
-            raise PemError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    for flag, low in (("batch_size", 1), ("accumulate", 1), ("iters", 1), ("checkpoint_every", 1),
+                      ("eval_every", 0), ("workers", 0), ("warmup_iters", 0)):  # fmt: skip
+        if getattr(args, flag) < low:
+            raise PemError(f"--{flag.replace('_', '-')} must be >= {low}, got {getattr(args, flag)}")
+    if args.eval_limit is not None and args.eval_limit < 1:
+        raise PemError(f"--eval-limit must be >= 1, got {args.eval_limit}")
     if args.stop_at is not None and not 1 <= args.stop_at <= args.iters:
         raise PemError(f"--stop-at must be in 1..--iters ({args.iters}), got {args.stop_at}")
     lo, hi = args.scale_range
