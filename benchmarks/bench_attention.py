@@ -28,8 +28,13 @@ SIZES = ((512, 512), (512, 1024), (1024, 2048), (2048, 4096))
 
 def _layer_inputs(h: int, w: int) -> tuple[torch.Tensor, ...]:
     b, q, c = 1, 100, 256
-    return (torch.randn(b, q, c), torch.randn(b, c, h // 8, w // 8), torch.randn(b, c, h // 8, w // 8),
-            torch.randn(b, q, c), torch.randn(b, q, (h // 8) * (w // 8)))
+    return (
+        torch.randn(b, q, c),
+        torch.randn(b, c, h // 8, w // 8),
+        torch.randn(b, c, h // 8, w // 8),
+        torch.randn(b, q, c),
+        torch.randn(b, q, (h // 8) * (w // 8)),
+    )
 
 
 def _gflops(fn: Any) -> float:
@@ -56,11 +61,15 @@ def measure(sizes: Sequence[tuple[int, int]], repeats: int) -> list[dict[str, An
         for kind in ("pem", "masked"):
             layer, decoder = layers[kind], decoders[kind]
 
-            def run_layer(layer: torch.nn.Module = layer, inputs: tuple[torch.Tensor, ...] = inputs) -> object:
+            def run_layer(
+                layer: torch.nn.Module = layer, inputs: tuple[torch.Tensor, ...] = inputs
+            ) -> object:
                 return layer(*inputs)
 
             def run_decoder(
-                d: torch.nn.Module = decoder, levels: list[torch.Tensor] = levels, mf: torch.Tensor = mask_features
+                d: torch.nn.Module = decoder,
+                levels: list[torch.Tensor] = levels,
+                mf: torch.Tensor = mask_features,
             ) -> object:
                 return d(levels, mf, all_predictions=False)
 
@@ -77,8 +86,11 @@ def measure(sizes: Sequence[tuple[int, int]], repeats: int) -> list[dict[str, An
             row["layer_speedup"] = row["masked_layer_ms"] / row["pem_layer_ms"]
             row["decoder_speedup"] = row["masked_decoder_ms"] / row["pem_decoder_ms"]
         rows.append(row)
-        print(f"  {row['size']:>10}: layer {row.get('layer_speedup', float('nan')):.2f}x, "
-              f"decoder {row.get('decoder_speedup', float('nan')):.2f}x faster with PEM-CA", flush=True)
+        print(
+            f"  {row['size']:>10}: layer {row.get('layer_speedup', float('nan')):.2f}x, "
+            f"decoder {row.get('decoder_speedup', float('nan')):.2f}x faster with PEM-CA",
+            flush=True,
+        )
     return rows
 
 
@@ -94,8 +106,12 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         for kind, style in (("pem", "o-"), ("masked", "s--")):
             ys = [r.get(f"{kind}_{what}_ms") for r in rows]
             pts = [(t, y) for t, y in zip(tokens, ys, strict=True) if y is not None]
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], style,
-                    label="PEM-CA" if kind == "pem" else "masked attention")
+            ax.plot(
+                [p[0] for p in pts],
+                [p[1] for p in pts],
+                style,
+                label="PEM-CA" if kind == "pem" else "masked attention",
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("tokens at stride 8 (input 512x512 ... 2048x4096)")

@@ -16,7 +16,7 @@ SCALES = {"1/32": (32, 64), "1/16": (64, 128), "1/8": (128, 256)}
 
 _SETUP = """
 import torch
-from training.model.prototype_selection import prototype_selection, prototype_indices_streaming, gather_prototypes
+from training.model import prototype_selection as ps
 torch.set_num_threads({threads})
 def setup():
     g = torch.Generator().manual_seed(0)
@@ -27,49 +27,51 @@ def setup():
     return f, q, m
 """
 _RUN = {
-    "naive": "def run(s):\n    with torch.no_grad():\n        prototype_selection(*s, 8)\n",
+    "naive": "def run(s):\n    with torch.no_grad():\n        ps.prototype_selection(*s, 8)\n",
     "streaming": "def run(s):\n    with torch.no_grad():\n"
-                 "        gather_prototypes(s[0], prototype_indices_streaming(*s, 8))\n",
-    "kernel": "import numpy as np\nfrom plugins import hostref\n"
-              "def run(s):\n    hostref.prototype_selection(*(t.numpy() for t in s), 8)\n",
+    "        ps.gather_prototypes(s[0], ps.prototype_indices_streaming(*s, 8))\n",
+    "kernel": "from plugins import hostref\n"
+    "def run(s):\n    hostref.prototype_selection(*(t.numpy() for t in s), 8)\n",
 }
 
 
-def measure(repeats: int) -> list[dict[str, Any]]:
+def measure_scale(scale: str, tokens: int, repeats: int) -> dict[str, Any]:
     import torch
 
     from plugins import hostref
-    from training.model.prototype_selection import (
-        gather_prototypes,
-        prototype_indices_streaming,
-        prototype_selection,
-    )
+    from training.model import prototype_selection as ps
 
+    g = torch.Generator().manual_seed(0)
+    f = torch.nn.functional.normalize(torch.randn(1, tokens, 256, generator=g), dim=-1)
+    q = torch.nn.functional.normalize(torch.randn(1, 100, 256, generator=g), dim=-1)
+    m = torch.randn(1, 100, tokens, generator=g)
+    arrays = (f.numpy(), q.numpy(), m.numpy())
+    row: dict[str, Any] = {"scale": scale, "tokens": tokens}
+    with torch.no_grad():
+        row["naive_ms"] = median_ms(lambda: ps.prototype_selection(f, q, m, 8), repeats)
+        row["streaming_ms"] = median_ms(
+            lambda: ps.gather_prototypes(f, ps.prototype_indices_streaming(f, q, m, 8)), repeats
+        )
+    row["kernel_ms"] = median_ms(lambda: hostref.prototype_selection(*arrays, 8), max(1, repeats // 2))
+    for name, body in _RUN.items():
+        code = _SETUP.format(threads=torch.get_num_threads(), tokens=tokens) + body
+        row[f"{name}_peak_mb"] = peak_rss_mb_in_subprocess(code)
+    row["kernel_workspace_mb"] = hostref.prototype_workspace_bytes(1, 100, 256, 8, tokens=tokens) / 2**20
+    row["streaming_speedup"] = row["naive_ms"] / row["streaming_ms"]
+    row["streaming_memory_ratio"] = row["naive_peak_mb"] / max(row["streaming_peak_mb"], 0.1)
+    row["kernel_memory_ratio"] = row["naive_peak_mb"] / max(row["kernel_peak_mb"], 0.1)
+    return row
+
+
+def measure(repeats: int) -> list[dict[str, Any]]:
     rows = []
     for scale, (h, w) in SCALES.items():
-        n = h * w
-        g = torch.Generator().manual_seed(0)
-        f = torch.nn.functional.normalize(torch.randn(1, n, 256, generator=g), dim=-1)
-        q = torch.nn.functional.normalize(torch.randn(1, 100, 256, generator=g), dim=-1)
-        m = torch.randn(1, 100, n, generator=g)
-        arrays = (f.numpy(), q.numpy(), m.numpy())
-        row: dict[str, Any] = {"scale": scale, "tokens": n}
-        with torch.no_grad():
-            row["naive_ms"] = median_ms(lambda: prototype_selection(f, q, m, 8), repeats)
-            row["streaming_ms"] = median_ms(
-                lambda: gather_prototypes(f, prototype_indices_streaming(f, q, m, 8)), repeats
-            )
-        row["kernel_ms"] = median_ms(lambda: hostref.prototype_selection(*arrays, 8), max(1, repeats // 2))
-        threads = torch.get_num_threads()
-        for name, body in _RUN.items():
-            code = _SETUP.format(threads=threads, tokens=n) + body
-            row[f"{name}_peak_mb"] = peak_rss_mb_in_subprocess(code)
-        row["kernel_workspace_mb"] = hostref.prototype_workspace_bytes(1, 100, 256, 8, tokens=n) / 2**20
-        row["streaming_speedup"] = row["naive_ms"] / row["streaming_ms"]
-        row["streaming_memory_ratio"] = row["naive_peak_mb"] / max(row["streaming_peak_mb"], 1e-3)
-        row["kernel_memory_ratio"] = row["naive_peak_mb"] / max(row["kernel_peak_mb"], 1e-3)
+        row = measure_scale(scale, h * w, repeats)
         rows.append(row)
-        print(f"  {scale:>5} ({n} tokens): streaming {row['streaming_speedup']:.2f}x faster, "
-              f"{row['streaming_memory_ratio']:.0f}x less peak memory; host kernel "
-              f"{row['kernel_memory_ratio']:.0f}x less memory", flush=True)
+        print(
+            f"  {scale:>5} ({row['tokens']} tokens): streaming {row['streaming_speedup']:.2f}x faster, "
+            f"peak memory naive {row['naive_peak_mb']:.0f} MB / streaming "
+            f"{row['streaming_peak_mb']:.0f} MB / host kernel {row['kernel_peak_mb']:.1f} MB",
+            flush=True,
+        )
     return rows

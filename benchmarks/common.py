@@ -52,16 +52,22 @@ def machine() -> dict[str, Any]:
 def peak_rss_mb_in_subprocess(code: str) -> float:
     """Extra peak resident memory (MB) of running ``code`` in a fresh interpreter, over its baseline.
 
-    ``code`` must define ``setup()`` (builds inputs; its memory is the baseline) and ``run(state)``.
+    ``code`` defines ``setup()`` (builds the inputs) and ``run(state)``. The kernel's high-water mark
+    (VmHWM) is reset after setup (``/proc/self/clear_refs``), so import-time peaks do not hide the run's.
     """
     script = f"""
-import json, resource
+import json
 {code}
+def _kb(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1])
 state = setup()
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+base = _kb("VmRSS:")
 run(state)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({{"extra_kb": peak - base}}))
+print(json.dumps({{"extra_kb": _kb("VmHWM:") - base}}))
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     return float(json.loads(out.stdout.strip().splitlines()[-1])["extra_kb"]) / 1024
@@ -77,5 +83,3 @@ def save_json(name: str, data: Any) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
-
-

@@ -12,6 +12,9 @@ from collections.abc import Sequence
 # name -> (module with a `main(argv) -> int`, one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {
     "model-info": ("training.model_info", "parameters and GFLOPs of a preset at an input size"),
+    "synthetic": ("training.make_synthetic", "write a synthetic Cityscapes-format dataset (tests, demo)"),
+    "train": ("training.train", "train PEM (single process, or under torchrun for DDP)"),
+    "evaluate": ("training.evaluate", "mIoU / PQ of a checkpoint, or of saved label maps from any backend"),
     "export": ("export.export_onnx", "checkpoint -> deployable ONNX (pre/post-processing in the graph)"),
     "surgery": ("export.surgery", "reference ONNX -> TensorRT graph with our plugin ops"),
     "calibrate": ("calibration.calibrate", "frames -> INT8 Q/DQ ONNX + reusable calibration cache"),

@@ -62,16 +62,15 @@ def prototype_indices_streaming(
     O(B * heads * Q * chunk) instead of O(B * heads * Q * N). Ties keep the earlier token because a
     later chunk replaces the running best only when strictly greater.
     """
-    b, n, c = features.shape
-    d = c // heads
-    f_t = features.reshape(b, n, heads, d).permute(0, 2, 3, 1).contiguous()  # [B, h, D, N]
+    b, n, _ = features.shape
+    f = _split_heads(features, heads)  # a view: each chunk is made contiguous on its own
     q = _split_heads(queries, heads)
     masked = masked_tokens(mask_logits).unsqueeze(1) if mask_logits is not None else None
     nq = q.shape[2]
     best = torch.full((b, heads, nq), float("-inf"), dtype=q.dtype, device=q.device)
     best_idx = torch.zeros((b, heads, nq), dtype=torch.long, device=q.device)
     for start in range(0, n, chunk):
-        sim = torch.matmul(q, f_t[..., start : start + chunk])  # [B, h, Q, chunk]
+        sim = torch.matmul(q, f[:, :, start : start + chunk].transpose(-1, -2))  # [B, h, Q, chunk]
         if masked is not None:
             sim.masked_fill_(masked[..., start : start + chunk], float("-inf"))
         value, idx = sim.max(dim=-1)

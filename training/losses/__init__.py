@@ -1,0 +1,1 @@
+"""Mask-classification losses of the PEM reference: Hungarian matching and the set criterion."""
