@@ -34,7 +34,7 @@ class QuantizeReport:
 
 def _quiet_modelopt() -> None:
     for name in ("modelopt", "modelopt.onnx", "modelopt.onnx.autocast", "root"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def quantize_int8(

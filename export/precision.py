@@ -29,7 +29,7 @@ def convert_fp16(reference: Path, out: Path, frames: np.ndarray, keep_fp32: tupl
     from modelopt.onnx.autocast import convert_to_mixed_precision
 
     for name in ("modelopt", "modelopt.onnx", "modelopt.onnx.autocast", "root"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     source = onnx.load(str(reference))
     batch = source.graph.input[0].type.tensor_type.shape.dim[0].dim_value or 1
     with tempfile.TemporaryDirectory() as tmp:

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "export.build_engine",
         "ONNX -> TensorRT/TensorRT-RTX engine + sidecar (fp32/fp16/int8), or inspect one",
     ),
+    "compare": ("export.compare", "accuracy across PyTorch / ONNX / FP16 / INT8 / engine: JSON + PNG report"),
     "build-plugins": (
         "plugins.builder",
         "compile the TensorRT plugin library (build/plugins/libpem_plugins.so)",

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -26,3 +31,49 @@ def _seed() -> None:
         torch.manual_seed(0)
     except ImportError:
         pass
+
+
+def shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A folder shared by every xdist worker of this test run (for artefacts built once per run)."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+REPO = Path(__file__).resolve().parents[1]
+# The tiny-model recipe of the demo and README ("Train and evaluate"): about 1.5 minutes on 2 cores.
+TINY_RECIPE = [
+    "--preset", "cityscapes-tiny", "--crop", "64x128", "--base-size", "64", "--batch-size", "8",
+    "--iters", "250", "--lr", "2e-3", "--warmup-iters", "20", "--points", "512", "--eval-every", "0",
+    "--workers", "1", "--threads", "1", "--no-progress",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TrainedTiny:
+    data: Path  # synthetic Cityscapes-format dataset (48 train / 16 val scenes, 64x128)
+    run: Path  # run folder: best.pt, last.pt, summary.json, metrics.csv, loss_curve.png
+    log: str  # the training command's output
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(tmp_path_factory: pytest.TempPathFactory) -> TrainedTiny:
+    """A cityscapes-tiny model trained with the demo recipe, once per test run (shared by workers)."""
+    from training.data.synthetic import write_dataset
+
+    folder = shared_dir(tmp_path_factory, "trained_tiny")
+    data, run = folder / "synthetic", folder / "run"
+    with FileLock(str(folder / ".lock")):
+        log_file = folder / "train.log"
+        if not (run / "summary.json").is_file():
+            write_dataset(data, train=48, val=16, size=(64, 128), seed=1)
+            env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+            result = subprocess.run(
+                [sys.executable, str(REPO / "training/train.py"), *TINY_RECIPE, "--data", str(data),
+                 "--out", str(run)],
+                capture_output=True, text=True, timeout=1200, env=env,
+            )  # fmt: skip
+            log_file.write_text(result.stdout[-5000:] + result.stderr[-5000:])
+            assert result.returncode == 0, log_file.read_text()
+    return TrainedTiny(data, run, log_file.read_text())

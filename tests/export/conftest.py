@@ -3,7 +3,6 @@ is exported once per test run and shared between xdist workers through the commo
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import torch
 from filelock import FileLock
 
 from export.export_onnx import export_onnx
+from tests.conftest import shared_dir
 from training.model import PEM, build_model, get_preset, with_ablation
 
 
@@ -23,9 +23,7 @@ def make_model(preset: str, cross_attention: str | None = None, seed: int = 0) -
 
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., tuple[PEM, Path]]:
-    base = tmp_path_factory.getbasetemp()
-    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared_exports"
-    folder.mkdir(exist_ok=True)
+    folder = shared_dir(tmp_path_factory, "shared_exports")
 
     def get(
         preset: str = "cityscapes-tiny",
