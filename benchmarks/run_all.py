@@ -1,0 +1,92 @@
+"""`python benchmarks/run_all.py` (or `make bench`): every CPU benchmark in one run, as ratios measured
+side by side, with the machine description. Writes benchmarks/results/*.json, *.png and summary.md
+(the table BENCHMARKS.md quotes). About 10-15 minutes on 2 cores. Not a test.
+
+GPU numbers come from benchmarks/gpu_bench.py on a machine with CUDA and TensorRT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+import bench_attention
+import bench_model
+import bench_pipeline
+import bench_prototype_selection
+from common import RESULTS, machine, save_json
+
+TARGETS = {
+    "prototype selection, streaming/fused vs naive at 1/8 of 1024x2048": ">= 3x faster, >= 20x less peak memory",
+    "PEM-CA vs masked cross-attention at 1024x2048": ">= 2x faster",
+    "ONNX Runtime FP32 vs PyTorch eager (CPU)": ">= 1.5x",
+    "stream pipeline vs bare backend": ">= 0.95x throughput",
+}
+
+
+def summary_markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    lines = [f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores, torch {m['torch']}, "
+             f"{m['torch_threads']} threads); ratios from side-by-side runs.", ""]
+    lines += ["### 1. PEM-CA vs masked cross-attention (CPU, PyTorch)", "",
+              "| input | tokens at 1/8 | layer: PEM-CA ms | masked ms | speed-up | decoder: PEM-CA ms | masked ms "
+              "| speed-up | layer GFLOPs PEM-CA / masked |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in results["attention"]:
+        lines.append(
+            f"| {r['size']} | {r['tokens_stride8']} | {r.get('pem_layer_ms', float('nan')):.0f} | "
+            f"{r.get('masked_layer_ms', float('nan')):.0f} | {r.get('layer_speedup', float('nan')):.2f}x | "
+            f"{r.get('pem_decoder_ms', float('nan')):.0f} | {r.get('masked_decoder_ms', float('nan')):.0f} | "
+            f"{r.get('decoder_speedup', float('nan')):.2f}x | {r.get('pem_layer_gflops', float('nan')):.2f} / "
+            f"{r.get('masked_layer_gflops', float('nan')):.2f} |")
+    lines += ["", "### 2. Prototype selection (B=1, Q=100, C=256, 8 heads)", "",
+              "| scale | tokens | naive ms | streaming ms | host kernel ms | speed-up (streaming) | peak MB naive "
+              "/ streaming / host kernel | memory ratio (streaming, kernel) |", "|---|---|---|---|---|---|---|---|"]
+    for r in results["prototype_selection"]:
+        lines.append(
+            f"| {r['scale']} | {r['tokens']} | {r['naive_ms']:.0f} | {r['streaming_ms']:.0f} | {r['kernel_ms']:.0f} "
+            f"| {r['streaming_speedup']:.2f}x | {r['naive_peak_mb']:.0f} / {r['streaming_peak_mb']:.0f} / "
+            f"{r['kernel_peak_mb']:.1f} | {r['streaming_memory_ratio']:.1f}x, {r['kernel_memory_ratio']:.0f}x |")
+    lines += ["", "### 3. Whole model on CPU", "",
+              "| preset | input | PyTorch eager ms | ORT FP32 | ORT FP16 | ORT INT8 |", "|---|---|---|---|---|---|"]
+    for r in results["model"]:
+        lines.append(
+            f"| {r['preset']} | {r['size']} | {r['torch_ms']:.0f} | {r['ort_fp32_ms']:.0f} ms "
+            f"({r['ort_fp32_vs_torch']:.2f}x) | {r['ort_fp16_ms']:.0f} ms ({r['ort_fp16_vs_torch']:.2f}x) | "
+            f"{r['ort_int8_ms']:.0f} ms ({r['ort_int8_vs_torch']:.2f}x) |")
+    p = results["pipeline"]
+    lines += ["", "### 4. Stream pipeline vs bare backend", "", p["markdown"], ""]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (a smoke run)")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    results: dict[str, Any] = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
+    print("1/4 PEM-CA vs masked cross-attention")
+    sizes = ((512, 512), (512, 1024)) if args.quick else bench_attention.SIZES
+    results["attention"] = bench_attention.measure(sizes, 2 if args.quick else 5)
+    bench_attention.plot(results["attention"], RESULTS / "attention.png")
+    print("2/4 prototype selection")
+    results["prototype_selection"] = bench_prototype_selection.measure(2 if args.quick else 5)
+    print("3/4 whole model")
+    results["model"] = bench_model.measure((128, 256) if args.quick else (256, 512), 2 if args.quick else 3)
+    print("4/4 stream pipeline")
+    results["pipeline"] = bench_pipeline.measure(quick=args.quick)
+    results["seconds"] = time.perf_counter() - start
+    save_json("latest", results)
+    (RESULTS / "summary.md").write_text(summary_markdown(results))
+    print(json.dumps({"targets": TARGETS}, indent=2))
+    print(f"wrote {RESULTS}/latest.json, summary.md and plots in {results['seconds'] / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
