@@ -22,8 +22,6 @@ from pem_rt.trt import TensorRT, load_tensorrt
 from runtime.backends.base import BackendUnavailable, check_batch, check_input, check_outputs
 from runtime.backends.cuda_runtime import CudaGraph, GpuInfo, HostDeviceBuffer, check, cudart, probe_gpu
 
-DEFAULT_PLUGIN_LIBRARY = Path("build/plugins/libpem_plugins.so")
-
 
 def check_sidecar_io(engine: Path, sidecar: EngineSidecar) -> None:
     """The sidecar's I/O must be the deployable graph's, at its model's input size."""
@@ -39,14 +37,13 @@ def check_sidecar_io(engine: Path, sidecar: EngineSidecar) -> None:
     check_outputs(engine, meta, [t.name for t in sidecar.outputs])
 
 
-def load_plugins(trt: TensorRT, sidecar: EngineSidecar, library: Path | None) -> str | None:
-    """Register our plugin library when the engine needs one; returns its SHA-256 (None when not loaded).
+def load_plugins(trt: TensorRT, library: Path | None) -> str | None:
+    """Register a plugin library given with --plugins; returns its SHA-256 (None when none is given).
 
-    Engines built with the library embedded (``plugins_to_serialize``) need none; then pass no library.
+    `pem build-engine` embeds the library in the engine (``plugins_to_serialize``), so its engines need
+    none; an explicitly given library must be the one the engine was built with (the sidecar's hash).
     """
     path = library
-    if path is None and sidecar.plugin_sha256 and DEFAULT_PLUGIN_LIBRARY.is_file():
-        path = DEFAULT_PLUGIN_LIBRARY
     if path is None:
         return None
     if not path.is_file():
@@ -60,8 +57,7 @@ def load_plugins(trt: TensorRT, sidecar: EngineSidecar, library: Path | None) ->
 class TensorRTBackend:
     """Args:
     path: ``.engine`` file with its ``.engine.json`` sidecar (export/build_engine.py).
-    plugins: plugin library to load (default: build/plugins/libpem_plugins.so when the sidecar names one
-        and it exists; engines with the library embedded need none).
+    plugins: plugin library to load for engines that do not embed it (`pem build-engine` embeds it).
     cuda_graph: replay one CUDA graph per frame (classic) / let TensorRT-RTX capture its kernels.
     device: CUDA device index.
     """
@@ -82,7 +78,7 @@ class TensorRTBackend:
         # flavour and version first: they need no GPU, so a wrong engine is refused on any machine
         check_compatible(self.path, sidecar, trt.flavour, trt.version, None, None)
         gpu = probe_gpu(device)
-        plugin_sha = load_plugins(trt, sidecar, plugins)
+        plugin_sha = load_plugins(trt, plugins)
         check_compatible(self.path, sidecar, trt.flavour, trt.version, gpu.compute_capability, plugin_sha)
         self.gpu: GpuInfo = gpu
         self.trt = trt
@@ -105,6 +101,10 @@ class TensorRTBackend:
         check(rt.cudaSetDevice(device), "cudaSetDevice")
         self._logger = self.trt.logger()
         self._runtime = mod.Runtime(self._logger)
+        if sidecar.plugin_sha256 and hasattr(self._runtime, "engine_host_code_allowed"):
+            # the plugin library is embedded in the engine: host code TensorRT loads on deserialisation.
+            # Engines are executable artefacts: run only engines you built or got over a trusted channel.
+            self._runtime.engine_host_code_allowed = True
         engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
         if engine is None:
             raise PemError(
