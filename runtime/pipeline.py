@@ -146,6 +146,7 @@ class Pipeline:
     def run(self) -> StreamMetrics:
         """Process the stream; raises the first stage error (PemError for the expected ones)."""
         out = self.outputs
+        self.source.open()
         recorder = Recorder(out.record, self.source.fps) if out.record else None
         masks = MaskWriter(out.save_masks) if out.save_masks else None
         frames: BoundedQueue[Frame] = BoundedQueue(self.queue_size)

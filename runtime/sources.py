@@ -75,7 +75,7 @@ class Source:
     reconnects: int = 0
 
     def open(self) -> None:
-        """Acquire the device/file/stream; a PemError says why it cannot be."""
+        """Acquire the device/file/stream (idempotent); a PemError says why it cannot be."""
 
     def read(self, stop: threading.Event) -> np.ndarray | None:
         raise NotImplementedError
@@ -176,6 +176,8 @@ class CaptureSource(Source):
         return cap
 
     def open(self) -> None:
+        if self.cap is not None:
+            return
         self.cap = self._open_capture()
         if self.cap is None:
             raise PemError(self.open_error or f"cannot open {self.description}")

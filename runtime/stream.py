@@ -1,9 +1,9 @@
 """`python runtime/stream.py --camera 0`: live segmentation of a camera, video, RTSP stream or folder.
 
-Examples::
+Examples:
 
     pem stream                                        # synthetic street scene, newest model under runs/
-    pem stream --camera 0 --engine runs/x/m.fp16.sm86.10.9.engine
+    pem stream --camera 0 --engine runs/x/m_semantic_512x1024.fp16.native.trt10.9.0.engine
     pem stream --source rtsp://cam.local/live --onnx m.onnx --headless --record out.mp4
     pem stream --source frames/ --save-masks preds/ --headless --metrics metrics.json
 

@@ -83,7 +83,7 @@ def open_backend(
                 raise PemError(f"cannot run engine {engine}: {e}") from None
             from pem_rt.engine_meta import read_sidecar
 
-            fallback = sibling_onnx(engine)
+            fallback = sibling_onnx(engine, read_sidecar(engine).onnx_sha256)
             if fallback is None:
                 raise PemError(
                     f"cannot run engine {engine} here ({e}); pass --onnx MODEL.onnx to use ONNX Runtime"

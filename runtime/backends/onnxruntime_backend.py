@@ -54,6 +54,8 @@ class OnnxRuntimeBackend:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.log_severity_level = 3  # errors only: our own lines say what happens
+        # idle intra-op threads sleep instead of spinning: the capture and output threads need those cores
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session: Any = ort.InferenceSession(str(path), options, providers=[chosen])
         except Exception as e:  # onnxruntime raises its own exception types for unreadable graphs

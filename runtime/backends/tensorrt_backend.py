@@ -10,6 +10,7 @@ TensorRT-RTX captures its own kernels (``IRuntimeConfig.cuda_graph_strategy``), 
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,8 @@ class TensorRTBackend:
         self._buffers: dict[str, HostDeviceBuffer] = {}
         self._graph: CudaGraph | None = None
         self._stream: Any = None
+        self._device = device
+        self._thread = threading.local()
         try:
             self._open(sidecar, cuda_graph, device)
         except BaseException:
@@ -174,6 +177,9 @@ class TensorRTBackend:
             self._buffers[name].to_host(self._stream)
 
     def infer(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        if getattr(self._thread, "device", None) != self._device:  # the pipeline calls from its own thread
+            check(cudart().cudaSetDevice(self._device), "cudaSetDevice")
+            self._thread.device = self._device
         np.copyto(self._buffers["image"].host, image, casting="no")
         if self._graph is not None:
             self._graph.launch(self._stream)
@@ -197,12 +203,19 @@ class TensorRTBackend:
                 setattr(self, attr, None)
 
 
-def sibling_onnx(engine: Path) -> Path | None:
+def sibling_onnx(engine: Path, onnx_sha256: str = "") -> Path | None:
     """The reference ONNX an engine was built from: same folder, its stem a prefix of the engine's name
-    (``m_semantic_512x1024.onnx`` -> ``m_semantic_512x1024.fp16.sm86.1.7.engine``); never a .trt.onnx."""
+    (``m_semantic_512x1024.onnx`` -> ``m_semantic_512x1024.fp16.sm86.rtx1.7.engine``), never a .trt.onnx;
+    the one whose SHA-256 is the sidecar's ``onnx_sha256`` first."""
     candidates = [
         p
         for p in engine.parent.glob("*.onnx")
         if p.is_file() and not p.name.endswith(".trt.onnx") and engine.name.startswith(p.stem + ".")
     ]
-    return max(candidates, key=lambda p: len(p.name)) if candidates else None
+    if not candidates:
+        return None
+    if onnx_sha256:
+        for p in candidates:
+            if sha256_file(p) == onnx_sha256:
+                return p
+    return max(candidates, key=lambda p: len(p.name))
