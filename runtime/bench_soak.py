@@ -1,7 +1,8 @@
 """`python runtime/bench_soak.py --minutes 10`: run the stream for a long time and show memory does not grow.
 
 The synthetic street scene at ``--size`` goes through the whole pipeline as `pem stream` runs it, with
-the overlay rendered and recorded (to a temporary MP4, deleted at the end). The process's resident
+the overlay (colours, outlines, legend, HUD) rendered for every frame; ``--record mp4`` also encodes it
+to a temporary file (deleted at the end). The process's resident
 memory (RSS, from /proc/self/statm) is sampled every ``--sample-every`` seconds; after a warm-up (the first
 tenth of the run, at least 30 s) a least-squares line is fitted to RSS over time and its slope printed
 in MB per minute. PASSED when the slope stays under ``--max-slope`` (default 0.2 MB/min, i.e. < 2 MB over
@@ -60,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-every", type=float, default=5.0, help="seconds between RSS samples (default 5)")
     p.add_argument("--max-slope", type=float, default=0.2, help="MB/min allowed after warm-up (default 0.2)")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = one per core)")
+    p.add_argument(
+        "--record",
+        choices=("none", "mp4", "avi"),
+        default="none",
+        help="also record the overlay to a temporary file of this kind (default none: MP4 and AVI keep a "
+        "per-frame index in memory until the file is closed, by design of the formats)",
+    )
     return p
 
 
@@ -68,11 +76,13 @@ def _run(args: argparse.Namespace) -> int:
     source = SyntheticSource(parse_hw(args.size, "--size"))
     duration = args.minutes * 60.0
     with tempfile.TemporaryDirectory() as tmp:
-        outputs = Outputs(show=False, record=Path(tmp) / "soak.mp4", progress_every=0.0)
+        record = Path(tmp) / f"soak.{args.record}" if args.record != "none" else None
+        outputs = Outputs(show=False, record=record, progress_every=0.0, render=True)
         pipeline = Pipeline(segmenter, source, outputs, log=print)
         sampler = Sampler(pipeline, args.sample_every)
         timer = threading.Timer(duration, pipeline.stop, args=("soak time reached",))
-        print(f"soak: {source.description} -> {segmenter.name}, overlay + recording, {args.minutes:g} min")
+        what = f"overlay recorded to {args.record.upper()}" if record else "overlay rendered, not recorded"
+        print(f"soak: {source.description} -> {segmenter.name}, {what}, {args.minutes:g} min")
         start_rss = rss_mb()
         sampler.start()
         timer.start()

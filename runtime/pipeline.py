@@ -56,6 +56,7 @@ class Outputs:
     alpha: float = 0.5
     hud: bool = True
     progress_every: float = 5.0  # seconds between headless progress lines (0 = none)
+    render: bool = False  # draw the overlay even when no window or recording shows it (benchmarks)
 
 
 @dataclass
@@ -203,7 +204,7 @@ class Pipeline:
     ) -> None:
         start = time.perf_counter()
         out = self.outputs
-        if out.show or recorder is not None:
+        if out.show or recorder is not None or out.render:
             hud = self._hud
             hud.fps = self._rate.rate
             hud.frames, hud.dropped = self.metrics.frames, self.metrics.dropped

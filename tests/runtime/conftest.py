@@ -58,7 +58,7 @@ def photos(size: tuple[int, int]) -> list[np.ndarray]:
     from skimage import data
 
     out = []
-    for name in ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left"):
+    for name in ("astronaut", "coffee", "chelsea", "rocket"):
         loader = getattr(data, name, None)
         if loader is None:
             continue
