@@ -9,12 +9,14 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import numpy as np
 
 from runtime.metrics import StreamMetrics
+from runtime.segmenter import Prepared
 from runtime.sources import Source
 
 T = TypeVar("T")
@@ -25,12 +27,17 @@ class Closed(Exception):
 
 
 class BoundedQueue(Generic[T]):
-    """A FIFO of at most ``size`` items. ``put(drop_oldest=True)`` never blocks; ``close()`` ends it."""
+    """A FIFO of at most ``size`` items. ``put(drop_oldest=True)`` never blocks; ``close()`` ends it.
 
-    def __init__(self, size: int) -> None:
+    A producer waiting for room is woken only once the queue has drained to ``refill_at`` items (default
+    ``size - 1``): with ``size=4, refill_at=2`` a file reader wakes once per two frames, not per frame.
+    """
+
+    def __init__(self, size: int, refill_at: int | None = None) -> None:
         if size < 1:
             raise ValueError("queue size must be >= 1")
         self.size = size
+        self.refill_at = size - 1 if refill_at is None else refill_at
         self._items: collections.deque[T] = collections.deque()
         self._cond = threading.Condition()
         self._closed = False
@@ -62,7 +69,8 @@ class BoundedQueue(Generic[T]):
                 self._cond.wait(timeout)
             if self._items:
                 item = self._items.popleft()
-                self._cond.notify_all()
+                if len(self._items) <= self.refill_at:
+                    self._cond.notify_all()
                 return item
             if self._closed:
                 raise Closed
@@ -83,10 +91,15 @@ class Frame:
     image: np.ndarray
     stem: str  # file stem for saved masks
     captured: float  # perf_counter when the frame arrived
+    prepared: Prepared | None = None  # the frame fitted to the model input, made by the capture thread
 
 
 class CaptureThread(threading.Thread):
-    """Reads ``source`` into ``queue`` until EOF, ``max_frames``, ``stop`` or an error (kept in ``error``)."""
+    """Reads ``source`` into ``queue`` until EOF, ``max_frames``, ``stop`` or an error (kept in ``error``).
+
+    With ``prepare`` (``Segmenter.prepare``) each frame is also fitted to the model input here, so the
+    resize overlaps the inference of the previous frame instead of preceding it.
+    """
 
     def __init__(
         self,
@@ -95,10 +108,12 @@ class CaptureThread(threading.Thread):
         metrics: StreamMetrics,
         stop: threading.Event,
         max_frames: int | None = None,
+        prepare: Callable[[np.ndarray], Prepared] | None = None,
     ) -> None:
         super().__init__(name="capture", daemon=True)
         self.source, self.queue, self.metrics, self.stop = source, queue, metrics, stop
         self.max_frames = max_frames
+        self.prepare = prepare
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -116,6 +131,8 @@ class CaptureThread(threading.Thread):
                 self.metrics.captured += 1
                 self.metrics.reconnects = self.source.reconnects
                 frame = Frame(index, image, self.source.stem(index), now)
+                if self.prepare is not None:
+                    frame.prepared = self.prepare(image)
                 self.metrics.dropped += self.queue.put(frame, drop_oldest=self.source.live, stop=self.stop)
                 index += 1
         except BaseException as e:  # handed to the main thread, which reports it

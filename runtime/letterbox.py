@@ -58,7 +58,8 @@ def place(frame_size: tuple[int, int], model_size: tuple[int, int], mode: str) -
 
 
 class Letterbox:
-    """Writes frames into one reusable model-sized buffer and maps label maps back.
+    """Fits frames to the model size (a new array per frame, so frames can be prepared in one thread
+    while another runs the model) and maps label maps back.
 
     Args:
         model_size: (H, W) of the model input.
@@ -74,17 +75,16 @@ class Letterbox:
         self.model_size = model_size
         self.mode = mode
         self.pad = np.array(pad_bgr, dtype=np.uint8)
-        self._buffer = np.empty((*model_size, 3), dtype=np.uint8)
         self._placement: Placement | None = None
 
     def placement(self, frame_size: tuple[int, int]) -> Placement:
-        if self._placement is None or self._placement.frame_size != frame_size:
-            self._placement = place(frame_size, self.model_size, self.mode)
-            self._buffer[...] = self.pad  # the border is written once per frame size
-        return self._placement
+        p = self._placement
+        if p is None or p.frame_size != frame_size:
+            p = self._placement = place(frame_size, self.model_size, self.mode)
+        return p
 
     def apply(self, frame: np.ndarray) -> tuple[np.ndarray, Placement]:
-        """BGR uint8 [h, w, 3] -> (model-sized BGR uint8 view, placement). The view is reused next call."""
+        """BGR uint8 [h, w, 3] -> (model-sized BGR uint8 image, placement); the frame itself at model size."""
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise PemError(
                 f"frames must be BGR uint8 [H, W, 3] (an OpenCV frame), got {frame.dtype} {list(frame.shape)}"
@@ -96,8 +96,15 @@ class Letterbox:
         resized = cv2.resize(
             frame, (p.width, p.height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
         )
-        self._buffer[p.top : p.top + p.height, p.left : p.left + p.width] = resized
-        return self._buffer, p
+        if (p.height, p.width) == self.model_size:  # stretch, or a letterbox without bars
+            return resized, p
+        image = np.empty((*self.model_size, 3), dtype=np.uint8)
+        image[: p.top] = self.pad
+        image[p.top + p.height :] = self.pad
+        image[p.top : p.top + p.height, : p.left] = self.pad
+        image[p.top : p.top + p.height, p.left + p.width :] = self.pad
+        image[p.top : p.top + p.height, p.left : p.left + p.width] = resized
+        return image, p
 
     @staticmethod
     def unmap(model_map: np.ndarray, p: Placement) -> np.ndarray:

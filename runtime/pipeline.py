@@ -5,7 +5,10 @@
                                                                                        record, masks
 
 Three stages overlap, so throughput is the slowest stage's (inference) and the others cost almost
-nothing. The output stage runs in the calling (main) thread, where windows and Ctrl-C belong. The run
+nothing. The output stage runs in the calling (main) thread, where windows and Ctrl-C belong; when there
+is nothing to show, record, save or render (headless with only metrics), its bookkeeping runs at the end
+of the inference thread instead, saving a thread hand-off per frame. File sources use a 4-frame queue
+refilled two frames at a time (one reader wake-up per two frames). The run
 ends at the source's end, after ``max_frames``, on Ctrl-C / SIGTERM / q / Esc / a closed window, or on an
 error in any stage; every way out finalises the recording and returns the metrics.
 """
@@ -71,22 +74,20 @@ class RunState:
 
 
 class InferenceThread(threading.Thread):
+    """Segments frames from ``frames`` and hands each (frame, result) to ``deliver``; closes ``results``."""
+
     def __init__(
         self,
         segmenter: Segmenter,
         frames: BoundedQueue[Frame],
+        deliver: Callable[[Frame, Result], None],
         results: BoundedQueue[tuple[Frame, Result]],
         metrics: StreamMetrics,
         stop: threading.Event,
     ) -> None:
         super().__init__(name="inference", daemon=True)
-        self.segmenter, self.frames, self.results, self.metrics, self.stop = (
-            segmenter,
-            frames,
-            results,
-            metrics,
-            stop,
-        )
+        self.segmenter, self.frames, self.deliver = segmenter, frames, deliver
+        self.results, self.metrics, self.stop = results, metrics, stop
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -98,11 +99,13 @@ class InferenceThread(threading.Thread):
                     break
                 if frame is None:
                     continue
-                self.metrics.add("queue", (time.perf_counter() - frame.captured) * 1e3)
-                result = self.segmenter(frame.image)
+                prepared = frame.prepared or self.segmenter.prepare(frame.image)
+                waited = time.perf_counter() - frame.captured - (prepared.ms / 1e3 if frame.prepared else 0.0)
+                self.metrics.add("queue", waited * 1e3)
+                result = self.segmenter.run(prepared)
                 for stage, ms in result.timings.items():
                     self.metrics.add(stage, ms)
-                self.results.put((frame, result), drop_oldest=False, stop=self.stop)
+                self.deliver(frame, result)
         except BaseException as e:
             self.error = e
         finally:
@@ -150,16 +153,39 @@ class Pipeline:
         self.source.open()
         recorder = Recorder(out.record, self.source.fps) if out.record else None
         masks = MaskWriter(out.save_masks) if out.save_masks else None
-        frames: BoundedQueue[Frame] = BoundedQueue(self.queue_size)
+        if self.source.live:
+            frames: BoundedQueue[Frame] = BoundedQueue(self.queue_size)
+        else:
+            frames = BoundedQueue(2 * self.queue_size, refill_at=self.queue_size)
         results: BoundedQueue[tuple[Frame, Result]] = BoundedQueue(self.queue_size)
-        capture = CaptureThread(self.source, frames, self.metrics, self.state.stop, self.max_frames)
-        infer = InferenceThread(self.segmenter, frames, results, self.metrics, self.state.stop)
+        stop = self.state.stop
+        threaded = out.show or out.render or recorder is not None or masks is not None
+
+        def hand_over(frame: Frame, result: Result) -> None:
+            results.put((frame, result), drop_oldest=False, stop=stop)
+
+        def inline(frame: Frame, result: Result) -> None:
+            self._output(frame, result, None, None)
+            if self.max_frames is not None and self.metrics.frames >= self.max_frames:
+                self.state.request_stop(f"{self.max_frames} frames done")
+
+        deliver = hand_over if threaded else inline
+        capture = CaptureThread(
+            self.source, frames, self.metrics, stop, self.max_frames, self.segmenter.prepare
+        )
+        infer = InferenceThread(self.segmenter, frames, deliver, results, self.metrics, stop)
         error: BaseException | None = None
         last_progress = time.perf_counter()
         try:
             capture.start()
             infer.start()
-            while True:
+            while not threaded and infer.is_alive():
+                infer.join(0.1)
+                now = time.perf_counter()
+                if out.progress_every and now - last_progress >= out.progress_every:
+                    last_progress = now
+                    self._progress()
+            while threaded:
                 try:
                     item = results.get(0.1)
                 except Closed:
@@ -179,6 +205,7 @@ class Pipeline:
                 if out.progress_every and now - last_progress >= out.progress_every:
                     last_progress = now
                     self._progress()
+            self.state.request_stop(self.state.reason or "end of source")
         except KeyboardInterrupt:
             self.state.request_stop("Ctrl-C")
         except BaseException as e:

@@ -26,6 +26,16 @@ ENGINE_SUFFIXES = (".engine", ".plan")
 
 
 @dataclass
+class Prepared:
+    """A frame fitted to the model input: ``batch`` uint8 [1, H, W, 3], where the frame sits in it, and the
+    milliseconds that took."""
+
+    batch: np.ndarray
+    placement: Placement
+    ms: float
+
+
+@dataclass
 class Result:
     """One frame's segmentation at the frame's resolution.
 
@@ -107,16 +117,24 @@ class Segmenter:
         return self.backend.name
 
     def __call__(self, frame: np.ndarray) -> Result:
-        t0 = time.perf_counter()
+        return self.run(self.prepare(frame))
+
+    def prepare(self, frame: np.ndarray) -> Prepared:
+        """Fit ``frame`` to the model input (thread-safe: the stream does this in its capture thread)."""
+        start = time.perf_counter()
         image, placement = self.letterbox.apply(frame)
         batch = np.ascontiguousarray(image)[None]
+        return Prepared(batch, placement, (time.perf_counter() - start) * 1e3)
+
+    def run(self, prepared: Prepared) -> Result:
+        """Inference and post-processing of a prepared frame (one thread at a time per Segmenter)."""
         t1 = time.perf_counter()
-        outputs = self.backend.infer(batch)
+        outputs = self.backend.infer(prepared.batch)
         t2 = time.perf_counter()
-        result = self.postprocess(outputs, placement)
+        result = self.postprocess(outputs, prepared.placement)
         t3 = time.perf_counter()
         result.timings = {
-            "preprocess": (t1 - t0) * 1e3,
+            "preprocess": prepared.ms,
             "infer": (t2 - t1) * 1e3,
             "postprocess": (t3 - t2) * 1e3,
         }

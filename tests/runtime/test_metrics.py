@@ -17,7 +17,7 @@ def test_percentiles_match_numpy() -> None:
         assert abs(h.percentile(q) - want) / want < 0.01, q
     assert h.count == samples.size and abs(h.mean - samples.mean()) < 1e-6 * samples.mean()
     assert h.min == samples.min() and h.max == samples.max()
-    assert h.counts.nbytes == 16_000  # the same however many samples
+    assert len(h.counts) == 2000  # the same however many samples
 
 
 def test_rate_meter_and_json() -> None:
