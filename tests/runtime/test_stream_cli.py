@@ -273,3 +273,24 @@ def test_signal_stops_cleanly_and_finalises_the_recording(
     assert m["stopped_by"] in ("Ctrl-C", "SIGTERM") and m["live"] is True
     frames = read_video(video)
     assert len(frames) == m["frames"] > 0 and frames[0].shape == (64, 128, 3)
+
+
+def test_ctrl_c_without_outputs_ends_cleanly(semantic_onnx: Path, tmp_path: Path) -> None:
+    """Headless with only metrics (the output bookkeeping runs in the inference thread): Ctrl-C still ends
+    the run with PASSED and the metrics written."""
+    metrics = tmp_path / "m.json"
+    cmd = [sys.executable, str(REPO / "runtime" / "stream.py"), "--source", "synthetic:64x128", "--realtime",
+           "--onnx", str(semantic_onnx), "--headless", "--metrics", str(metrics)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=stream_env())
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # "synthetic 64x128 -> PEM ...": the run has started
+        assert "->" in line, line
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and out.strip().splitlines()[-1] == "stream: PASSED", out + err
+    m = json.loads(metrics.read_text())
+    assert m["stopped_by"] == "Ctrl-C" and m["frames"] > 5
