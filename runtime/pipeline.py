@@ -7,8 +7,8 @@
 Three stages overlap, so throughput is the slowest stage's (inference) and the others cost almost
 nothing. The output stage runs in the calling (main) thread, where windows and Ctrl-C belong; when there
 is nothing to show, record, save or render (headless with only metrics), its bookkeeping runs at the end
-of the inference thread instead, saving a thread hand-off per frame. File sources use a 4-frame queue
-refilled two frames at a time (one reader wake-up per two frames). The run
+of the inference thread instead, saving a thread hand-off per frame. File sources use an 8-frame queue
+refilled four frames at a time (one reader wake-up per four frames). The run
 ends at the source's end, after ``max_frames``, on Ctrl-C / SIGTERM / q / Esc / a closed window, or on an
 error in any stage; every way out finalises the recording and returns the metrics.
 """
@@ -156,7 +156,7 @@ class Pipeline:
         if self.source.live:
             frames: BoundedQueue[Frame] = BoundedQueue(self.queue_size)
         else:
-            frames = BoundedQueue(2 * self.queue_size, refill_at=self.queue_size)
+            frames = BoundedQueue(4 * self.queue_size, refill_at=2 * self.queue_size)
         results: BoundedQueue[tuple[Frame, Result]] = BoundedQueue(self.queue_size)
         stop = self.state.stop
         threaded = out.show or out.render or recorder is not None or masks is not None
