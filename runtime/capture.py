@@ -115,6 +115,7 @@ class CaptureThread(threading.Thread):
         self.max_frames = max_frames
         self.prepare = prepare
         self.error: BaseException | None = None
+        self.finished = threading.Event()
 
     def run(self) -> None:
         index = 0
@@ -139,3 +140,4 @@ class CaptureThread(threading.Thread):
             self.error = e
         finally:
             self.queue.close()
+            self.finished.set()

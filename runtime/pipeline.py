@@ -89,6 +89,7 @@ class InferenceThread(threading.Thread):
         self.segmenter, self.frames, self.deliver = segmenter, frames, deliver
         self.results, self.metrics, self.stop = results, metrics, stop
         self.error: BaseException | None = None
+        self.finished = threading.Event()
 
     def run(self) -> None:
         try:
@@ -110,6 +111,7 @@ class InferenceThread(threading.Thread):
             self.error = e
         finally:
             self.results.close()
+            self.finished.set()
 
 
 class Pipeline:
@@ -179,8 +181,9 @@ class Pipeline:
         try:
             capture.start()
             infer.start()
-            while not threaded and infer.is_alive():
-                infer.join(0.1)
+            # an Event, not Thread.join: Ctrl-C inside join() can mark a running thread as stopped
+            # (CPython's bpo-45274 handling), and the model would then be closed under it
+            while not threaded and not infer.finished.wait(0.1):
                 now = time.perf_counter()
                 if out.progress_every and now - last_progress >= out.progress_every:
                     last_progress = now
@@ -213,8 +216,10 @@ class Pipeline:
             self.state.request_stop("error")
         finally:
             self.state.stop.set()
-            capture.join(timeout=10)
-            infer.join(timeout=30)
+            if capture.ident is not None:
+                capture.finished.wait(10)  # a network read times out after 5 s
+            if infer.ident is not None:
+                infer.finished.wait(30)  # the frame in flight
             self.source.close()
             if recorder is not None:
                 self.recorded = recorder.close()
