@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "plugins.builder",
         "compile the TensorRT plugin library (build/plugins/libpem_plugins.so)",
     ),
+    "stream": ("runtime.stream", "live segmentation of a camera, video, RTSP stream or image folder"),
 }
 
 

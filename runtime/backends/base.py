@@ -1,0 +1,64 @@
+"""The one small interface every inference backend implements, and the checks they share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from pem_rt.errors import PemError
+from pem_rt.model_meta import ModelMeta
+
+
+class Backend(Protocol):
+    """Runs the deployable PEM graph (shared/DESIGN.md contract) on one batch of frames.
+
+    ``infer`` takes uint8 BGR [1, H, W, 3] at the model's input size and returns the graph's outputs by
+    name (``labels`` for semantic models; ``query_labels``, ``query_scores``, ``winner``, ``winner_area``,
+    ``mask_area`` for panoptic ones). The arrays belong to the caller (a backend never reuses them).
+    """
+
+    name: str  # what runs the model, for people: "onnxruntime CPUExecutionProvider", "tensorrt_rtx 1.7 ..."
+    meta: ModelMeta
+    path: Path
+
+    def infer(self, image: np.ndarray) -> dict[str, np.ndarray]: ...
+
+    def close(self) -> None: ...
+
+
+class BackendUnavailable(PemError):
+    """This machine cannot run the requested backend (no GPU, no TensorRT, no cuda-python): callers may fall
+    back to ONNX Runtime and say so."""
+
+
+def check_batch(meta: ModelMeta, path: Path, export_hint: str = "pem export") -> None:
+    if meta.batch not in (0, 1):
+        raise PemError(
+            f"{path} has a static batch of {meta.batch}; the stream runtime runs one frame at a time: "
+            f"re-export it with `{export_hint} --batch 1` (or --dynamic-batch)"
+        )
+
+
+def check_input(
+    path: Path, meta: ModelMeta, name: str, dtype: str, shape: tuple[int | str | None, ...]
+) -> None:
+    """The graph's input must be ``image`` uint8 [N, H, W, 3] at the size its metadata declares."""
+    expected = (meta.input_height, meta.input_width, 3)
+    static = tuple(d if isinstance(d, int) and d > 0 else None for d in shape)
+    if name != "image" or dtype != "uint8" or len(shape) != 4 or static[1:] != expected:
+        raise PemError(
+            f"{path} is not a deployable PEM graph: input {name} {dtype} {list(shape)}, expected image uint8 "
+            f"[N, {meta.input_height}, {meta.input_width}, 3] (its metadata's input size); re-export it with "
+            f"`pem export --size {meta.input_height}x{meta.input_width}`"
+        )
+
+
+def check_outputs(path: Path, meta: ModelMeta, names: list[str]) -> None:
+    missing = [n for n in meta.outputs if n not in names]
+    if missing:
+        raise PemError(
+            f"{path} lacks the {meta.task} outputs {', '.join(missing)} (has {', '.join(names)}); "
+            "re-export it with `pem export`"
+        )
