@@ -1,5 +1,5 @@
-"""`python benchmarks/gpu_bench.py --engine A.engine [--engine B.engine ...] [--checkpoint ckpt.pt]`: GPU numbers,
-on a machine with an NVIDIA GPU and TensorRT (classic or RTX). Not run on CPU-only machines.
+"""`python benchmarks/gpu_bench.py --engine A.engine [--engine B.engine ...] [--checkpoint ckpt.pt]`:
+GPU numbers, on a machine with an NVIDIA GPU and TensorRT (classic or RTX). Not run on CPU-only machines.
 
 For every engine (FP32 / FP16 / INT8 ...): trtexec-style host latency percentiles (p50/p90/p99, frame in ->
 label map out, H2D and D2H included) and throughput, with and without CUDA graphs, and the GPU memory the
@@ -37,15 +37,20 @@ def _latencies(fn: Callable[[], object], warmup: int, iterations: int) -> list[f
 
 def _summary(times: list[float], batch: int) -> dict[str, float]:
     q = np.percentile(times, [50, 90, 99])
-    return {"p50_ms": float(q[0]), "p90_ms": float(q[1]), "p99_ms": float(q[2]),
-            "mean_ms": statistics.fmean(times), "fps": 1000.0 * batch / statistics.fmean(times)}
+    return {
+        "p50_ms": float(q[0]),
+        "p90_ms": float(q[1]),
+        "p99_ms": float(q[2]),
+        "mean_ms": statistics.fmean(times),
+        "fps": 1000.0 * batch / statistics.fmean(times),
+    }
 
 
 def gpu_memory_used_mb() -> float:
     from runtime.backends.cuda_runtime import cudart
 
     rt = cudart()
-    err, free, total = rt.cudaMemGetInfo()
+    _err, free, total = rt.cudaMemGetInfo()
     return float(total - free) / 2**20
 
 
@@ -67,12 +72,17 @@ def bench_engine(engine: Path, warmup: int, iterations: int) -> dict[str, Any]:
         finally:
             backend.close()
         row["cuda_graph" if graph else "no_cuda_graph"] = stats
-        print(f"  {engine.name} {'with' if graph else 'without'} CUDA graphs: p50 {stats['p50_ms']:.2f} ms, "
-              f"p99 {stats['p99_ms']:.2f} ms, {stats['fps']:.1f} FPS", flush=True)
+        print(
+            f"  {engine.name} {'with' if graph else 'without'} CUDA graphs: p50 {stats['p50_ms']:.2f} ms, "
+            f"p99 {stats['p99_ms']:.2f} ms, {stats['fps']:.1f} FPS",
+            flush=True,
+        )
     return row
 
 
-def bench_torch(args: argparse.Namespace, size: tuple[int, int], warmup: int, iterations: int) -> dict[str, Any]:
+def bench_torch(
+    args: argparse.Namespace, size: tuple[int, int], warmup: int, iterations: int
+) -> dict[str, Any]:
     import torch
 
     from export.deploy_model import DeployModel
@@ -89,7 +99,9 @@ def bench_torch(args: argparse.Namespace, size: tuple[int, int], warmup: int, it
 
     stats = _summary(_latencies(run, warmup, iterations), 1)
     stats["device"] = torch.cuda.get_device_name(0)
-    print(f"  PyTorch eager {model.cfg.name} {size[0]}x{size[1]}: {stats['fps']:.1f} FPS on {stats['device']}")
+    print(
+        f"  PyTorch eager {model.cfg.name} {size[0]}x{size[1]}: {stats['fps']:.1f} FPS on {stats['device']}"
+    )
     return stats
 
 
@@ -108,7 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if reason:
         print(f"gpu_bench: {reason}; run it on a machine with an NVIDIA GPU and TensorRT", file=sys.stderr)
         return 1
-    results: dict[str, Any] = {"engines": [bench_engine(e, args.warmup, args.iterations) for e in args.engine]}
+    results: dict[str, Any] = {
+        "engines": [bench_engine(e, args.warmup, args.iterations) for e in args.engine]
+    }
     if args.checkpoint or args.preset:
         args.weights, args.random_weights = None, args.checkpoint is None
         if args.size:

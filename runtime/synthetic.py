@@ -4,7 +4,11 @@
 buildings with windows (parallax), trees, a sidewalk, a road with moving lane marks, cars driving both
 ways and people walking, with a fixed sensor-noise texture so the model sees image-like statistics.
 ``labels(i)`` is the frame's ground truth in Cityscapes trainIds (road, sidewalk, building, vegetation,
-sky, person, car), e.g. to look at the overlay without a trained model.
+sky, person, car), e.g. to look at the overlay without a trained model; ``annotations(i)`` adds an
+instance id per car and person. With ``crowd=True`` a group of people stands on the sidewalk, labelled
+person without instance ids (how Cityscapes marks crowds); with ``ego=True`` a strip of the ego vehicle
+covers the bottom of the frame (void, 255). This one scene is also what `pem synthetic` writes as a
+Cityscapes-format dataset (training/data/synthetic.py), so a model trained on it segments the stream.
 """
 
 from __future__ import annotations
@@ -14,6 +18,26 @@ import numpy as np
 
 FPS = 30.0
 ROAD, SIDEWALK, BUILDING, VEGETATION, SKY, PERSON, CAR = 0, 1, 2, 8, 10, 11, 13  # Cityscapes trainIds
+VOID = 255
+
+
+class _Truth:
+    """The ground truth a render draws into: trainIds and instance ids (0 = no instance)."""
+
+    def __init__(self, labels: np.ndarray) -> None:
+        self.labels = labels
+        self.instances = np.zeros(labels.shape, dtype=np.int32)
+        self.next_id = 1
+
+    def draw(self, shapes: list[tuple[str, tuple[object, ...]]], label: int, instance: bool) -> None:
+        """Fill ``shapes`` (cv2 function name, its arguments after the image) with ``label``; a new
+        instance id when ``instance``, else instance 0 (a crowd region)."""
+        iid = self.next_id if instance else 0
+        for fn, args in shapes:
+            getattr(cv2, fn)(self.labels, *args[:-1], label, *args[-1:])  # type: ignore[arg-type]
+            getattr(cv2, fn)(self.instances, *args[:-1], iid, *args[-1:])  # type: ignore[arg-type]
+        if instance:
+            self.next_id += 1
 
 
 def _bgr(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -21,9 +45,12 @@ def _bgr(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
 
 
 class SyntheticScene:
-    """Args: height, width of the frames; seed of the layout (buildings, colours, traffic)."""
+    """Args: height, width of the frames; seed of the layout (buildings, colours, traffic); crowd: a
+    group of people labelled as a crowd; ego: an ego-vehicle strip (void) at the bottom."""
 
-    def __init__(self, height: int = 720, width: int = 1280, seed: int = 0) -> None:
+    def __init__(
+        self, height: int = 720, width: int = 1280, seed: int = 0, crowd: bool = False, ego: bool = False
+    ) -> None:
         if height < 16 or width < 16:
             raise ValueError(f"synthetic frames need at least 16x16 pixels, got {height}x{width}")
         self.height, self.width = height, width
@@ -47,6 +74,8 @@ class SyntheticScene:
             (float(rng.uniform(0, 1)), float(rng.uniform(0.001, 0.003) * rng.choice([-1, 1])))
             for _ in range(3)
         ]
+        self._crowd = float(rng.uniform(0.1, 0.7)) if crowd else None  # x position of the group
+        self._ego = ego
 
     def _buildings(self, rng: np.random.Generator, width: int) -> tuple[np.ndarray, np.ndarray]:
         h = self.horizon
@@ -90,20 +119,25 @@ class SyntheticScene:
         return self._render(index, None)
 
     def labels(self, index: int) -> np.ndarray:
-        """Ground truth of frame ``index``: uint8 [height, width] Cityscapes trainIds."""
+        """Ground truth of frame ``index``: uint8 [height, width] Cityscapes trainIds (255 = void)."""
+        return self.annotations(index)[0]
+
+    def annotations(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(trainIds uint8 [H, W], instance ids int32 [H, W]: one per car and person, 0 elsewhere)."""
         h, w = self.height, self.width
         labels = np.full((h, w), ROAD, dtype=np.uint8)
         labels[self.horizon : self.road_top] = SIDEWALK
-        self._render(index, labels)
-        return labels
+        truth = _Truth(labels)
+        self._render(index, truth)
+        return truth.labels, truth.instances
 
-    def _render(self, index: int, labels: np.ndarray | None) -> np.ndarray:
+    def _render(self, index: int, truth: _Truth | None) -> np.ndarray:
         h, w = self.height, self.width
         img = self._background.copy()
         shift = int(index * w * 0.002) % (self._panorama.shape[1] - w)
         img[: self.horizon] = self._panorama[:, shift : shift + w]
-        if labels is not None:
-            labels[: self.horizon] = self._panorama_labels[:, shift : shift + w]
+        if truth is not None:
+            truth.labels[: self.horizon] = self._panorama_labels[:, shift : shift + w]
         # lane marks moving towards the viewer
         lane_y = (self.road_top + h) // 2
         dash, gap = max(4, w // 16), max(4, w // 24)
@@ -111,11 +145,56 @@ class SyntheticScene:
         thick = max(1, h // 90)
         for x in range(-dash - gap + offset, w, dash + gap):
             cv2.rectangle(img, (x, lane_y - thick), (x + dash, lane_y + thick), (230, 230, 230), -1)
+        if self._crowd is not None:
+            self._group(img, truth)
         for phase, speed, colour, lane in self._cars:
-            self._car(img, phase + index * speed, colour, lane, labels)
+            self._car(img, phase + index * speed, colour, lane, truth)
         for phase, speed in self._people:
-            self._person(img, phase + index * speed, index, labels)
+            self._person(img, phase + index * speed, index, truth)
+        if self._ego:
+            top = h - max(2, h // 12)
+            cv2.ellipse(
+                img, (w // 2, h + (h - top)), (int(w * 0.6), 2 * (h - top)), 0, 180, 360, (35, 35, 40), -1
+            )
+            if truth is not None:
+                cv2.ellipse(
+                    truth.labels,
+                    (w // 2, h + (h - top)),
+                    (int(w * 0.6), 2 * (h - top)),
+                    0,
+                    180,
+                    360,
+                    VOID,
+                    -1,
+                )
+                cv2.ellipse(
+                    truth.instances,
+                    (w // 2, h + (h - top)),
+                    (int(w * 0.6), 2 * (h - top)),
+                    0,
+                    180,
+                    360,
+                    0,
+                    -1,
+                )
         return img
+
+    def _group(self, img: np.ndarray, truth: _Truth | None) -> None:
+        """A standing group of people on the sidewalk, one crowd region (no instance ids)."""
+        h, w = self.height, self.width
+        ph = int(h * 0.13)
+        foot = self.road_top - max(2, h // 60)
+        x0 = int((self._crowd or 0.0) * w)
+        shapes: list[tuple[str, tuple[object, ...]]] = []
+        for k in range(5):
+            x = x0 + k * max(3, ph // 5)
+            body = ((x, foot - ph // 2), (max(2, ph // 8), ph // 3), 0, 0, 360, -1)
+            head = ((x, foot - ph), max(2, ph // 10), -1)
+            cv2.ellipse(img, *body[:5], (70 + 20 * k, 60, 120), -1, cv2.LINE_AA)  # type: ignore[call-overload]
+            cv2.circle(img, *head[:2], (140, 170, 210), -1, cv2.LINE_AA)  # type: ignore[call-overload]
+            shapes += [("ellipse", body), ("circle", head)]
+        if truth is not None:
+            truth.draw(shapes, PERSON, instance=False)
 
     def _car(
         self,
@@ -123,7 +202,7 @@ class SyntheticScene:
         pos: float,
         colour: tuple[int, int, int],
         lane: float,
-        labels: np.ndarray | None,
+        truth: _Truth | None,
     ) -> None:
         h, w = self.height, self.width
         cw, ch = int(w * 0.16), int(h * 0.09)
@@ -139,13 +218,15 @@ class SyntheticScene:
         r = max(2, ch // 3)
         for cx in (x + cw // 5, x + 4 * cw // 5):
             cv2.circle(img, (cx, y), r, (25, 25, 25), -1, cv2.LINE_AA)
-        if labels is not None:
-            cv2.rectangle(labels, (x, y - ch), (x + cw, y), CAR, -1)
-            cv2.rectangle(labels, (x + cw // 5, y - ch - ch // 2), (x + 4 * cw // 5, y - ch), CAR, -1)
-            for cx in (x + cw // 5, x + 4 * cw // 5):
-                cv2.circle(labels, (cx, y), r, CAR, -1)
+        if truth is not None:
+            shapes: list[tuple[str, tuple[object, ...]]] = [
+                ("rectangle", ((x, y - ch), (x + cw, y), -1)),
+                ("rectangle", ((x + cw // 5, y - ch - ch // 2), (x + 4 * cw // 5, y - ch), -1)),
+            ]
+            shapes += [("circle", ((cx, y), r, -1)) for cx in (x + cw // 5, x + 4 * cw // 5)]
+            truth.draw(shapes, CAR, instance=True)
 
-    def _person(self, img: np.ndarray, pos: float, index: int, labels: np.ndarray | None) -> None:
+    def _person(self, img: np.ndarray, pos: float, index: int, truth: _Truth | None) -> None:
         h, w = self.height, self.width
         x = int((pos % 1.2 - 0.1) * w)
         foot = self.road_top - max(2, h // 60)
@@ -160,9 +241,15 @@ class SyntheticScene:
         thick = max(1, ph // 18)
         cv2.line(img, (x, foot - ph // 4 - bob), (x + step, foot), (40, 40, 40), thick, cv2.LINE_AA)
         cv2.line(img, (x, foot - ph // 4 - bob), (x - step, foot), (40, 40, 40), thick, cv2.LINE_AA)
-        if labels is not None:
+        if truth is not None:
             axes = (max(2, ph // 9), ph // 4)
-            cv2.ellipse(labels, (x, foot - ph // 2 - bob), axes, 0, 0, 360, PERSON, -1)
-            cv2.circle(labels, (x, foot - 7 * ph // 8 - bob), max(2, ph // 10), PERSON, -1)
-            cv2.line(labels, (x, foot - ph // 4 - bob), (x + step, foot), PERSON, thick)
-            cv2.line(labels, (x, foot - ph // 4 - bob), (x - step, foot), PERSON, thick)
+            truth.draw(
+                [
+                    ("ellipse", ((x, foot - ph // 2 - bob), axes, 0, 0, 360, -1)),
+                    ("circle", ((x, foot - 7 * ph // 8 - bob), max(2, ph // 10), -1)),
+                    ("line", ((x, foot - ph // 4 - bob), (x + step, foot), thick)),
+                    ("line", ((x, foot - ph // 4 - bob), (x - step, foot), thick)),
+                ],
+                PERSON,
+                instance=True,
+            )
