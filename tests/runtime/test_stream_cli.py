@@ -294,3 +294,32 @@ def test_ctrl_c_without_outputs_ends_cleanly(semantic_onnx: Path, tmp_path: Path
     assert proc.returncode == 0 and out.strip().splitlines()[-1] == "stream: PASSED", line + out + err
     m = json.loads(metrics.read_text())
     assert m["stopped_by"] == "Ctrl-C" and m["frames"] >= 1, m
+
+
+@pytest.mark.parametrize("task", ["semantic", "panoptic"])
+def test_saved_masks_are_read_by_the_evaluator(
+    run_stream: RunStream, semantic_onnx: Path, panoptic_onnx: Path, tmp_path: Path, task: str
+) -> None:
+    """`pem stream --source VAL_IMAGES --save-masks DIR`; `pem evaluate --predictions DIR` scores them."""
+    from training.data.synthetic import write_dataset
+
+    data = tmp_path / "cityscapes"
+    write_dataset(data, 0, 3, (64, 128))
+    preds = tmp_path / "preds"
+    model = semantic_onnx if task == "semantic" else panoptic_onnx
+    run = run_stream("--source", data / "leftImg8bit" / "val" / "synth", "--onnx", model, "--headless",
+                     "--save-masks", preds)  # fmt: skip
+    assert run.code == 0, run.output
+    report = tmp_path / "eval.json"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "training" / "evaluate.py"), "--predictions", str(preds),
+         "--data", str(data), "--dataset", "cityscapes", "--task", task, "--json", str(report)],
+        capture_output=True, text=True, env=stream_env(), timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip().endswith("evaluate: PASSED"), (
+        done.stdout + done.stderr
+    )
+    result = json.loads(report.read_text())
+    assert result["summary"]["images"] == 3, result
+    if task == "panoptic":
+        assert "PQ" in json.dumps(result), result
