@@ -34,8 +34,8 @@ class _Truth:
         instance id when ``instance``, else instance 0 (a crowd region)."""
         iid = self.next_id if instance else 0
         for fn, args in shapes:
-            getattr(cv2, fn)(self.labels, *args[:-1], label, *args[-1:])  # type: ignore[arg-type]
-            getattr(cv2, fn)(self.instances, *args[:-1], iid, *args[-1:])  # type: ignore[arg-type]
+            getattr(cv2, fn)(self.labels, *args[:-1], label, *args[-1:])
+            getattr(cv2, fn)(self.instances, *args[:-1], iid, *args[-1:])
         if instance:
             self.next_id += 1
 
@@ -190,8 +190,8 @@ class SyntheticScene:
             x = x0 + k * max(3, ph // 5)
             body = ((x, foot - ph // 2), (max(2, ph // 8), ph // 3), 0, 0, 360, -1)
             head = ((x, foot - ph), max(2, ph // 10), -1)
-            cv2.ellipse(img, *body[:5], (70 + 20 * k, 60, 120), -1, cv2.LINE_AA)  # type: ignore[call-overload]
-            cv2.circle(img, *head[:2], (140, 170, 210), -1, cv2.LINE_AA)  # type: ignore[call-overload]
+            cv2.ellipse(img, *body[:5], (70 + 20 * k, 60, 120), -1, cv2.LINE_AA)
+            cv2.circle(img, *head[:2], (140, 170, 210), -1, cv2.LINE_AA)
             shapes += [("ellipse", body), ("circle", head)]
         if truth is not None:
             truth.draw(shapes, PERSON, instance=False)
@@ -234,19 +234,19 @@ class SyntheticScene:
         bob = int(abs(np.sin(index * 0.4)) * ph * 0.03)
         body = (60, 40, 160)
         cv2.ellipse(
-            img, (x, foot - ph // 2 - bob), (max(2, ph // 9), ph // 4), 0, 0, 360, body, -1, cv2.LINE_AA
+            img, (x, foot - ph // 2 - bob), (max(2, ph // 6), ph // 4), 0, 0, 360, body, -1, cv2.LINE_AA
         )
-        cv2.circle(img, (x, foot - 7 * ph // 8 - bob), max(2, ph // 10), (150, 180, 220), -1, cv2.LINE_AA)
+        cv2.circle(img, (x, foot - 7 * ph // 8 - bob), max(2, ph // 8), (150, 180, 220), -1, cv2.LINE_AA)
         step = int(np.sin(index * 0.4) * ph * 0.12)
-        thick = max(1, ph // 18)
+        thick = max(1, ph // 10)
         cv2.line(img, (x, foot - ph // 4 - bob), (x + step, foot), (40, 40, 40), thick, cv2.LINE_AA)
         cv2.line(img, (x, foot - ph // 4 - bob), (x - step, foot), (40, 40, 40), thick, cv2.LINE_AA)
         if truth is not None:
-            axes = (max(2, ph // 9), ph // 4)
+            axes = (max(2, ph // 6), ph // 4)
             truth.draw(
                 [
                     ("ellipse", ((x, foot - ph // 2 - bob), axes, 0, 0, 360, -1)),
-                    ("circle", ((x, foot - 7 * ph // 8 - bob), max(2, ph // 10), -1)),
+                    ("circle", ((x, foot - 7 * ph // 8 - bob), max(2, ph // 8), -1)),
                     ("line", ((x, foot - ph // 4 - bob), (x + step, foot), thick)),
                     ("line", ((x, foot - ph // 4 - bob), (x - step, foot), thick)),
                 ],

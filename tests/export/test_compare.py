@@ -22,8 +22,9 @@ def full_report(trained_tiny: TrainedTiny, tmp_path_factory: pytest.TempPathFact
     out = tmp_path_factory.mktemp("compare")
     code = main([
         "--checkpoint", str(trained_tiny.run / "best.pt"), "--data", str(trained_tiny.data),
-        "--size", "64x128", "--backends", "torch,onnx,fp16,int8", "--calib-methods", "entropy,max,percentile",
-        "--calib-batches", "16", "--out", str(out), "--save-reference", str(out / "reference"),
+        "--size", "128x256", "--backends", "torch,onnx,fp16,int8",
+        "--calib-methods", "entropy,max,percentile", "--calib-batches", "16",
+        "--out", str(out), "--save-reference", str(out / "reference"),
     ])  # fmt: skip
     assert code == 0
     return out
@@ -111,7 +112,7 @@ def test_polygraphy_cli_runs_with_our_data_loader(full_report: Path) -> None:
     )  # fmt: skip
     log = run.stdout + run.stderr
     assert run.returncode == 0, log[-3000:]
-    assert "Iteration: 2" in log and "PASSED" in log and "dtype=uint8, shape=(1, 64, 128, 3)" in log
+    assert "Iteration: 2" in log and "PASSED" in log and "dtype=uint8, shape=(1, 128, 256, 3)" in log
 
 
 @pytest.mark.parametrize(
@@ -122,7 +123,7 @@ def test_polygraphy_cli_runs_with_our_data_loader(full_report: Path) -> None:
             ["--backends", "torch,engine", "--engine", "missing.engine"],
             "--engine missing.engine does not exist",
         ),
-        (["--size", "64x96"], "does not match"),
+        (["--size", "64x128"], "does not match"),
     ],
 )
 def test_bad_input_is_one_line(
@@ -153,6 +154,6 @@ def test_saved_reference_replays(full_report: Path) -> None:
     from export.compare import load_reference
 
     frames, ref, classes = load_reference(full_report / "reference")
-    assert frames.images.shape == (16, 64, 128, 3) and frames.labels is not None
+    assert frames.images.shape == (16, 128, 256, 3) and frames.labels is not None
     assert ref.name == "torch (saved)" and len(ref.outputs) == 16 and len(classes) == 19
-    assert np.array_equal(ref.outputs[0]["labels"].shape, (1, 64, 128))
+    assert np.array_equal(ref.outputs[0]["labels"].shape, (1, 128, 256))
