@@ -31,15 +31,18 @@ class BoundedQueue(Generic[T]):
 
     A producer waiting for room is woken only once the queue has drained to ``refill_at`` items (default
     ``size - 1``): with ``size=4, refill_at=2`` a file reader wakes once per two frames, not per frame.
+    Queues given one shared ``cond`` let a consumer wait for any of them (the multi-stream batcher).
     """
 
-    def __init__(self, size: int, refill_at: int | None = None) -> None:
+    def __init__(
+        self, size: int, refill_at: int | None = None, cond: threading.Condition | None = None
+    ) -> None:
         if size < 1:
             raise ValueError("queue size must be >= 1")
         self.size = size
         self.refill_at = size - 1 if refill_at is None else refill_at
         self._items: collections.deque[T] = collections.deque()
-        self._cond = threading.Condition()
+        self._cond = cond or threading.Condition()
         self._closed = False
 
     def put(self, item: T, drop_oldest: bool, stop: threading.Event) -> int:
@@ -75,6 +78,33 @@ class BoundedQueue(Generic[T]):
             if self._closed:
                 raise Closed
             return None
+
+    def take_newest(self) -> tuple[T, int] | None:
+        """The newest item and how many older ones were discarded with it; None when empty (no wait)."""
+        with self._cond:
+            if not self._items:
+                return None
+            item = self._items.pop()
+            skipped = len(self._items)
+            self._items.clear()
+            self._cond.notify_all()
+            return item, skipped
+
+    def take_oldest(self) -> T | None:
+        """The oldest item, or None when empty (no wait)."""
+        with self._cond:
+            if not self._items:
+                return None
+            item = self._items.popleft()
+            if len(self._items) <= self.refill_at:
+                self._cond.notify_all()
+            return item
+
+    @property
+    def ended(self) -> bool:
+        """Closed and drained: the producer has finished and every item was taken."""
+        with self._cond:
+            return self._closed and not self._items
 
     def close(self) -> None:
         with self._cond:

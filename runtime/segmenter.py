@@ -5,12 +5,13 @@ seg = Segmenter("runs/x/model.onnx")          # or an .engine; None = newest art
 result = seg(frame)                           # frame: BGR uint8 [H, W, 3], any size
 result.labels                                 # uint8 [H, W] class ids, 255 = void
 result.panoptic, result.segments              # panoptic models: int32 segment ids + their classes
+results = seg.run_batch([seg.prepare(f) for f in frames])   # several frames in one inference call
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,8 +127,15 @@ class Segmenter:
         batch = np.ascontiguousarray(image)[None]
         return Prepared(batch, placement, (time.perf_counter() - start) * 1e3)
 
+    @property
+    def max_batch(self) -> int:
+        """Most frames one inference call takes (0 = any number; a static-batch model: its batch)."""
+        return self.backend.max_batch
+
     def run(self, prepared: Prepared) -> Result:
         """Inference and post-processing of a prepared frame (one thread at a time per Segmenter)."""
+        if self.meta.batch > 1:
+            return self.run_batch([prepared])[0]
         t1 = time.perf_counter()
         outputs = self.backend.infer(prepared.batch)
         t2 = time.perf_counter()
@@ -139,6 +147,32 @@ class Segmenter:
             "postprocess": (t3 - t2) * 1e3,
         }
         return result
+
+    def run_batch(self, prepared: Sequence[Prepared], max_batch: int | None = None) -> list[Result]:
+        """Several prepared frames through the model in as few calls as it allows, results in order.
+
+        A dynamic-batch model takes them in one call (in calls of ``max_batch`` where the engine's profile
+        caps it); a static-batch model in calls of exactly its batch, the last one padded by repeating its
+        last frame (the padding's outputs are dropped). ``max_batch`` lowers the limit (1: one frame per
+        call, how the batching benchmark compares). Each result's ``infer`` timing is its call's.
+        """
+        limit = min(v for v in (self.max_batch, max_batch, len(prepared)) if v) if prepared else 1
+        results: list[Result] = []
+        for start in range(0, len(prepared), limit):
+            chunk = prepared[start : start + limit]
+            frames = [p.batch for p in chunk]
+            if self.meta.batch > len(chunk):
+                frames += [chunk[-1].batch] * (self.meta.batch - len(chunk))
+            t1 = time.perf_counter()
+            outputs = self.backend.infer(np.concatenate(frames) if len(frames) > 1 else frames[0])
+            infer_ms = (time.perf_counter() - t1) * 1e3
+            for k, p in enumerate(chunk):
+                t2 = time.perf_counter()
+                result = self.postprocess({name: v[k : k + 1] for name, v in outputs.items()}, p.placement)
+                post_ms = (time.perf_counter() - t2) * 1e3
+                result.timings = {"preprocess": p.ms, "infer": infer_ms, "postprocess": post_ms}
+                results.append(result)
+        return results
 
     def postprocess(self, outputs: dict[str, np.ndarray], placement: Placement) -> Result:
         """Graph outputs for one frame (batch of 1) -> a :class:`Result` at the frame's size."""

@@ -30,7 +30,7 @@ DEFAULT_SYNTHETIC_SIZE = (720, 1280)
 NETWORK_TIMEOUT_MS = 5000
 SOURCE_KINDS = (
     "a video file, an image folder or glob, an rtsp:// or http:// URL, a GStreamer pipeline, csi://N, "
-    "or synthetic[:HxW]"
+    "or synthetic[:HxW][@SEED]"
 )
 
 Log = Callable[[str], None]
@@ -89,14 +89,22 @@ class Source:
 
 
 class SyntheticSource(Source):
-    """The generated street scene; ``realtime`` paces it at 30 FPS like a camera (then it is live)."""
+    """The generated street scene; ``realtime`` paces it at 30 FPS like a camera (then it is live); each
+    ``seed`` is another street (several synthetic sources are several streams)."""
 
-    def __init__(self, size: tuple[int, int] = DEFAULT_SYNTHETIC_SIZE, realtime: bool = False) -> None:
-        self.scene = SyntheticScene(*size)
+    def __init__(
+        self, size: tuple[int, int] = DEFAULT_SYNTHETIC_SIZE, realtime: bool = False, seed: int = 0
+    ) -> None:
+        self.scene = SyntheticScene(*size, seed=seed)
         self.size = size
+        self.seed = seed
         self.live = realtime
         self.fps = SYNTHETIC_FPS
-        self.description = f"synthetic {size[0]}x{size[1]}" + (" (paced at 30 FPS)" if realtime else "")
+        self.description = (
+            f"synthetic {size[0]}x{size[1]}"
+            + (f" seed {seed}" if seed else "")
+            + (" (paced at 30 FPS)" if realtime else "")
+        )
         self._index = 0
         self._next = 0.0
 
@@ -324,14 +332,34 @@ def _files(spec: str) -> Source | None:
     return None
 
 
+def _synthetic(spec: str, realtime: bool, seed: int) -> SyntheticSource:
+    """``synthetic[:HxW][@SEED]``."""
+    if "@" in spec:
+        spec, text = spec.split("@", 1)
+        try:
+            seed = int(text)
+        except ValueError:
+            raise PemError(f"--source synthetic...@{text}: the seed must be an integer, e.g. @2") from None
+        if seed < 0:
+            raise PemError(f"--source synthetic...@{seed}: the seed must be >= 0")
+    size = (
+        parse_hw(spec.split(":", 1)[1], "--source synthetic:HxW") if ":" in spec else DEFAULT_SYNTHETIC_SIZE
+    )
+    return SyntheticSource(size, realtime, seed)
+
+
 def open_source(
     spec: str | None = None,
     camera: int | None = None,
     realtime: bool = False,
     reconnect_timeout: float = 30.0,
     log: Log = print,
+    seed: int = 0,
 ) -> Source:
-    """The CLI's --source/--camera as a :class:`Source` (not yet opened; call ``open()``)."""
+    """The CLI's --source/--camera as a :class:`Source` (not yet opened; call ``open()``).
+
+    ``seed``: the street of a ``synthetic`` source that names none (``synthetic@SEED`` names one).
+    """
     if camera is not None:
         if spec is not None:
             raise PemError("pass --camera N or --source, not both")
@@ -339,13 +367,8 @@ def open_source(
             raise PemError(f"--camera {camera}: camera indices start at 0")
         return _camera(camera, reconnect_timeout, log)
     spec = "synthetic" if spec is None else spec.strip()
-    if spec == "synthetic" or spec.startswith("synthetic:"):
-        size = (
-            parse_hw(spec.split(":", 1)[1], "--source synthetic:HxW")
-            if ":" in spec
-            else DEFAULT_SYNTHETIC_SIZE
-        )
-        return SyntheticSource(size, realtime)
+    if spec == "synthetic" or spec.startswith(("synthetic:", "synthetic@")):
+        return _synthetic(spec, realtime, seed)
     scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
     if scheme in NETWORK_SCHEMES:
         return _network(spec, reconnect_timeout, log)

@@ -6,6 +6,8 @@ Examples:
     pem stream --camera 0 --engine runs/x/m_semantic_512x1024.fp16.native.trt10.9.0.engine
     pem stream --source rtsp://cam.local/live --onnx m.onnx --headless --record out.mp4
     pem stream --source frames/ --save-masks preds/ --headless --metrics metrics.json
+    pem stream --camera 0 --camera 1 --source rtsp://cam3/live --onnx m_dynamic.onnx   # batched, tiled
+    pem stream --sources cameras.txt --headless --record out_{i}.mp4 --metrics all.json
 
 Keys in the window: q or Esc quits. Headless: Ctrl-C (or q + Enter on a terminal) stops; the recording
 and metrics are finalised on every way out. Never imports torch.
@@ -27,6 +29,10 @@ from pem_rt.command import run_command
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_write_text
 
+DEFAULT_BATCH_TIMEOUT_MS = (
+    10.0  # runtime.multistream.DEFAULT_BATCH_TIMEOUT (not imported: --help stays light)
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -35,16 +41,37 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n", 2)[2] if __doc__ else None,
     )
-    src = p.add_argument_group("source (default: the synthetic street scene)")
-    which = src.add_mutually_exclusive_group()
-    which.add_argument("--camera", type=int, metavar="N", help="camera index (/dev/videoN)")
-    which.add_argument(
+    src = p.add_argument_group(
+        "sources (default: the synthetic street scene; repeat --camera/--source, or --sources, for several "
+        "streams batched through one model)"
+    )
+    src.add_argument(
+        "--camera",
+        dest="inputs",
+        action="append",
+        type=_camera,
+        metavar="N",
+        help="camera index (/dev/videoN)",
+    )
+    src.add_argument(
         "--source",
+        dest="inputs",
+        action="append",
+        type=lambda text: ("source", text),
         metavar="SRC",
         help="video file, image folder or glob, rtsp:// or http:// URL, GStreamer pipeline, csi://N, "
-        "or synthetic[:HxW] (height x width, default 720x1280)",
+        "or synthetic[:HxW][@SEED] (height x width, default 720x1280; each seed another street)",
     )
-    src.add_argument("--frames", type=int, metavar="N", help="stop after N processed frames")
+    src.add_argument(
+        "--sources",
+        dest="inputs",
+        action="append",
+        type=lambda text: ("sources", text),
+        metavar="FILE",
+        help="a text file of sources, one per line as --source takes them (camera:N for a camera; "
+        "blank lines and # comments skipped)",
+    )
+    src.add_argument("--frames", type=int, metavar="N", help="stop (each source) after N processed frames")
     src.add_argument(
         "--realtime", action="store_true", help="pace the synthetic source at 30 FPS like a camera (live)"
     )
@@ -78,11 +105,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="fit frames to the model input: letterbox keeps the aspect ratio and pads (default), "
         "stretch scales both axes, none requires frames of the model's size",
     )
+    multi = p.add_argument_group("several sources")
+    multi.add_argument(
+        "--batch-timeout",
+        type=float,
+        default=DEFAULT_BATCH_TIMEOUT_MS,
+        metavar="MS",
+        help="once a batch has its first frame, wait at most MS for the other sources "
+        f"(default {DEFAULT_BATCH_TIMEOUT_MS:g}); a source that missed a batch is not waited for",
+    )
+    multi.add_argument(
+        "--max-batch",
+        type=int,
+        metavar="N",
+        help="at most N frames per inference call (default: every source, up to the model's limit; "
+        "1 = one frame per call)",
+    )
     out = p.add_argument_group("output")
     out.add_argument("--headless", action="store_true", help="no window")
-    out.add_argument("--record", type=Path, metavar="OUT.mp4", help="write the overlay as a video")
     out.add_argument(
-        "--save-masks", type=Path, metavar="DIR", help="one label PNG per frame (the evaluator's format)"
+        "--record",
+        type=Path,
+        metavar="OUT.mp4",
+        help="write the overlay as a video; several sources: out_{i}.mp4 (one per source), a folder "
+        "(source{i}.mp4 in it), or out.mp4 (the tiled preview)",
+    )
+    out.add_argument(
+        "--save-masks",
+        type=Path,
+        metavar="DIR",
+        help="one label PNG per frame (the evaluator's format); several sources: DIR/source{i}/",
     )
     out.add_argument(
         "--metrics", type=Path, metavar="FILE.json", help="frames, dropped, FPS, latency percentiles"
@@ -91,6 +143,45 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--no-hud", action="store_true", help="no HUD and legend on the overlay")
     out.add_argument("--verbose", action="store_true", help="keep OpenCV/FFmpeg's own log messages")
     return p
+
+
+def _camera(text: str) -> tuple[str, str]:
+    try:
+        int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a camera index (0, 1, ...)") from None
+    return "camera", text
+
+
+def read_sources_file(path: Path) -> list[tuple[str, str]]:
+    """``--sources FILE``: one source per line (``camera:N`` for a camera), # comments, blank lines."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as e:
+        raise PemError(f"--sources {path}: cannot read it ({e.strerror}); one source per line") from None
+    found = []
+    for number, line in enumerate(lines, 1):
+        text = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""
+        if not text:
+            continue
+        if text.startswith("camera:"):
+            index = text.split(":", 1)[1]
+            if not index.strip().isdigit():
+                raise PemError(f"--sources {path}: line {number} '{text}': use camera:N with N = 0, 1, ...")
+            found.append(("camera", index.strip()))
+        else:
+            found.append(("source", text))
+    if not found:
+        raise PemError(f"--sources {path}: no sources in it (one per line, e.g. rtsp://cam1/live)")
+    return found
+
+
+def source_specs(inputs: list[tuple[str, str]] | None) -> list[tuple[str, str]]:
+    """The --camera/--source/--sources flags in order, sources files expanded."""
+    specs: list[tuple[str, str]] = []
+    for kind, value in inputs or []:
+        specs += read_sources_file(Path(value)) if kind == "sources" else [(kind, value)]
+    return specs
 
 
 def _stdin_quit(stop: Any) -> None:
@@ -109,8 +200,6 @@ def _stdin_quit(stop: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from runtime.metrics import STAGES
-    from runtime.pipeline import Outputs, Pipeline, window_unavailable
     from runtime.segmenter import Segmenter
     from runtime.sources import open_source, quiet_opencv
 
@@ -120,9 +209,18 @@ def _run(args: argparse.Namespace) -> int:
         raise PemError(f"--frames {args.frames}: must be at least 1")
     if args.reconnect_timeout < 0:
         raise PemError("--reconnect-timeout must be >= 0 seconds")
+    if args.batch_timeout < 0:
+        raise PemError(f"--batch-timeout {args.batch_timeout:g}: must be >= 0 ms")
+    if args.max_batch is not None and args.max_batch < 1:
+        raise PemError(f"--max-batch {args.max_batch}: must be at least 1")
     quiet_opencv(args.verbose)
     log = lambda msg: print(msg, flush=True)  # noqa: E731
-    source = open_source(args.source, args.camera, args.realtime, args.reconnect_timeout, log)
+    specs = source_specs(args.inputs)
+    sources = []
+    for i, (kind, value) in enumerate(specs or [("source", "synthetic")]):
+        camera = int(value) if kind == "camera" else None
+        spec = value if kind == "source" else None
+        sources.append(open_source(spec, camera, args.realtime, args.reconnect_timeout, log, seed=i))
     model = args.engine or args.onnx
     segmenter = Segmenter(
         model,
@@ -136,11 +234,49 @@ def _run(args: argparse.Namespace) -> int:
     )
     show = not args.headless
     if show:
+        from runtime.pipeline import window_unavailable
+
         reason = window_unavailable()
         if reason:
             hint = "" if args.record else "; add --record out.mp4 to keep the result"
             log(f"{reason}: running headless (pass --headless to skip this check){hint}")
             show = False
+    note = batch_note(segmenter.backend.path, segmenter.meta.batch, segmenter.max_batch, len(sources))
+    if note:
+        log(note)
+    if len(sources) == 1:
+        return _run_single(args, sources[0], segmenter, show, log)
+    return _run_multi(args, sources, segmenter, show, log)
+
+
+def batch_note(model: Path, static: int, limit: int, count: int) -> str | None:
+    """One line on how a model's batch meets ``count`` sources, when it is not simply one call per batch."""
+    if count == 1 and static > 1:
+        return (
+            f"note: {model} has a static batch of {static}: each frame is padded to {static}; for one source "
+            "export with `pem export --batch 1` (or --dynamic-batch)"
+        )
+    if count > 1 and static == 1:
+        return (
+            f"note: {model} has a static batch of 1, so the {count} sources run one frame per inference "
+            f"call; to batch them export with `pem export --dynamic-batch` (engines: `pem build-engine "
+            f"--batch 1,{count},{count}`)"
+        )
+    if count > 1 and static > 1 and static != count:
+        return f"note: {model} has a static batch of {static}: calls of {static} frames, padded when fewer"
+    if count > 1 and static == 0 and 0 < limit < count:
+        return (
+            f"note: {model} takes at most {limit} frames per call (its optimisation profile): the {count} "
+            f"sources run in calls of up to {limit}; rebuild with `pem build-engine --batch "
+            f"1,{count},{count}`"
+        )
+    return None
+
+
+def _run_single(args: argparse.Namespace, source: Any, segmenter: Any, show: bool, log: Any) -> int:
+    from runtime.metrics import STAGES
+    from runtime.pipeline import Outputs, Pipeline
+
     source.open()
     meta = segmenter.meta
     log(
@@ -205,6 +341,96 @@ def _run(args: argparse.Namespace) -> int:
         log(f"wrote {args.metrics}")
     if metrics.frames == 0 and pipeline.state.reason == "end of source":
         raise PemError(f"{source.description} delivered no frames (empty or unreadable)")
+    return 0
+
+
+def _run_multi(args: argparse.Namespace, sources: list[Any], segmenter: Any, show: bool, log: Any) -> int:
+    from runtime.multistream import MultiStream
+    from runtime.pipeline import Outputs
+
+    meta = segmenter.meta
+    outputs = Outputs(
+        show=show,
+        record=args.record,
+        save_masks=args.save_masks,
+        alpha=args.alpha,
+        hud=not args.no_hud,
+        progress_every=0.0 if show else 5.0,
+    )
+    run = MultiStream(
+        segmenter,
+        sources,
+        outputs,
+        args.frames,
+        batch_timeout=args.batch_timeout / 1e3,
+        max_batch=args.max_batch,
+        log=log,
+    )
+    log(
+        f"{len(sources)} sources -> PEM {meta.name} {meta.task} {meta.input_height}x{meta.input_width} on "
+        f"{segmenter.name} ({args.resize}; batched, up to "
+        f"{min(v for v in (segmenter.max_batch, args.max_batch, len(sources)) if v)} frames per call)"
+    )
+    for lane in run.lanes:
+        kind = "live: newest frames kept" if lane.source.live else "every frame"
+        log(f"  source {lane.index}: {lane.source.description} ({kind})")
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        run.stop(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    if not show:
+        _stdin_quit(run.stop)
+    error: str | None = None
+    try:
+        metrics = run.run()
+    except PemError as e:
+        error = str(e)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        segmenter.close()
+        if args.metrics:
+            info = [
+                {
+                    "source": lane.source.description,
+                    "live": lane.source.live,
+                    "stopped_by": lane.ended or run.state.reason,
+                    **({"error": str(lane.error)} if lane.error is not None else {}),
+                }
+                for lane in run.lanes
+            ]
+            extra = {
+                "model": str(segmenter.backend.path),
+                "backend": segmenter.name,
+                "input_size": [meta.input_height, meta.input_width],
+                "resize": args.resize,
+                "stopped_by": "error" if error else run.state.reason,
+                **({"error": error} if error else {}),
+            }
+            atomic_write_text(args.metrics, json.dumps(run.metrics.to_json(info, **extra), indent=2) + "\n")
+    log(
+        f"{len(sources)} sources, {metrics.frames} frames, {metrics.fps:.1f} FPS in all, {metrics.batches} "
+        f"batches of {metrics.mean_batch:.2f} frames on average (stopped: {run.state.reason})"
+    )
+    for lane in run.lanes:
+        m = lane.metrics
+        e2e = m.stages["end_to_end"]
+        log(
+            f"  source {lane.index}: {m.frames} frames, {m.fps:.1f} FPS, end-to-end p50/p99 "
+            f"{e2e.percentile(50):.1f}/{e2e.percentile(99):.1f} ms, dropped {m.dropped}, reconnects "
+            f"{m.reconnects} ({lane.ended or run.state.reason})"
+        )
+    for path in run.recorded:
+        log(f"wrote {path}")
+    if args.save_masks:
+        log(f"wrote {metrics.frames} label maps to {args.save_masks}/source*/")
+    if args.metrics:
+        log(f"wrote {args.metrics}")
+    empty = [lane for lane in run.lanes if lane.metrics.frames == 0 and lane.ended == "end of source"]
+    if empty:
+        names = ", ".join(lane.source.description for lane in empty)
+        raise PemError(f"{names}: delivered no frames (empty or unreadable)")
     return 0
 
 

@@ -14,14 +14,17 @@ from pem_rt.model_meta import ModelMeta
 class Backend(Protocol):
     """Runs the deployable PEM graph (shared/DESIGN.md contract) on one batch of frames.
 
-    ``infer`` takes uint8 BGR [1, H, W, 3] at the model's input size and returns the graph's outputs by
+    ``infer`` takes uint8 BGR [N, H, W, 3] at the model's input size and returns the graph's outputs by
     name (``labels`` for semantic models; ``query_labels``, ``query_scores``, ``winner``, ``winner_area``,
-    ``mask_area`` for panoptic ones). The arrays belong to the caller (a backend never reuses them).
+    ``mask_area`` for panoptic ones), each [N, ...]. N is 1 <= N <= ``max_batch`` for a dynamic-batch model
+    (``meta.batch`` 0) and exactly ``meta.batch`` for a static one. The arrays belong to the caller (a
+    backend never reuses them).
     """
 
     name: str  # what runs the model, for people: "onnxruntime CPUExecutionProvider", "tensorrt_rtx 1.7 ..."
     meta: ModelMeta
     path: Path
+    max_batch: int  # most frames one infer call takes: the static batch, the engine profile's max, 0 = any
 
     def infer(self, image: np.ndarray) -> dict[str, np.ndarray]: ...
 
@@ -31,14 +34,6 @@ class Backend(Protocol):
 class BackendUnavailable(PemError):
     """This machine cannot run the requested backend (no GPU, no TensorRT, no cuda-python): callers may fall
     back to ONNX Runtime and say so."""
-
-
-def check_batch(meta: ModelMeta, path: Path, export_hint: str = "pem export") -> None:
-    if meta.batch not in (0, 1):
-        raise PemError(
-            f"{path} has a static batch of {meta.batch}; the stream runtime runs one frame at a time: "
-            f"re-export it with `{export_hint} --batch 1` (or --dynamic-batch)"
-        )
 
 
 def check_input(

@@ -87,21 +87,19 @@ class HostDeviceBuffer:
         raw = memoryview((ctypes.c_uint8 * self.nbytes).from_address(self.host_ptr)).cast("B")
         self.host: np.ndarray = np.frombuffer(raw, dtype=self.dtype, count=int(np.prod(shape))).reshape(shape)
 
-    def to_device(self, stream: Any) -> None:
+    def to_device(self, stream: Any, nbytes: int | None = None) -> None:
+        """Copy the first ``nbytes`` (default: all) to the device, asynchronously on ``stream``."""
         rt = cudart()
         kind = rt.cudaMemcpyKind.cudaMemcpyHostToDevice
-        check(
-            rt.cudaMemcpyAsync(self.device_ptr, self.host_ptr, self.nbytes, kind, stream),
-            "cudaMemcpyAsync H2D",
-        )
+        size = self.nbytes if nbytes is None else nbytes
+        check(rt.cudaMemcpyAsync(self.device_ptr, self.host_ptr, size, kind, stream), "cudaMemcpyAsync H2D")
 
-    def to_host(self, stream: Any) -> None:
+    def to_host(self, stream: Any, nbytes: int | None = None) -> None:
+        """Copy the first ``nbytes`` (default: all) back to the host, asynchronously on ``stream``."""
         rt = cudart()
         kind = rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        check(
-            rt.cudaMemcpyAsync(self.host_ptr, self.device_ptr, self.nbytes, kind, stream),
-            "cudaMemcpyAsync D2H",
-        )
+        size = self.nbytes if nbytes is None else nbytes
+        check(rt.cudaMemcpyAsync(self.host_ptr, self.device_ptr, size, kind, stream), "cudaMemcpyAsync D2H")
 
     def free(self) -> None:
         rt = cudart()

@@ -9,7 +9,7 @@ import numpy as np
 
 from pem_rt.errors import PemError
 from pem_rt.model_meta import ModelMeta
-from runtime.backends.base import check_batch, check_input, check_outputs
+from runtime.backends.base import check_input, check_outputs
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
@@ -63,7 +63,7 @@ class OnnxRuntimeBackend:
             hint = " (a .trt.onnx with plugin ops runs only in TensorRT)" if "pem" in first.lower() else ""
             raise PemError(f"ONNX Runtime cannot load {path}: {first[:300]}{hint}") from None
         self.meta = ModelMeta.from_props(dict(self.session.get_modelmeta().custom_metadata_map), str(path))
-        check_batch(self.meta, self.path)
+        self.max_batch = self.meta.batch  # static: exactly that many frames per call; 0: any number
         [inp, *rest] = self.session.get_inputs()
         if rest:
             raise PemError(f"{path} has {1 + len(rest)} inputs; a deployable PEM graph has one (image)")

@@ -2,15 +2,23 @@
 
 Before anything is deserialised the sidecar is read and checked against this machine (flavour, TensorRT
 version, GPU compute capability, plugin library): a mismatch is one line with the rebuild command.
-Per frame: the frame is copied into a pinned host buffer, then H2D copy, ``execute_async_v3`` and D2H
+Per call: the frames are copied into a pinned host buffer, then H2D copy, ``execute_async_v3`` and D2H
 copies of the (small, integer) outputs are enqueued on one CUDA stream and waited for once. With classic
 TensorRT that whole sequence is captured into a CUDA graph and replayed with a single launch;
 TensorRT-RTX captures its own kernels (``IRuntimeConfig.cuda_graph_strategy``), the copies stay outside.
+
+Dynamic-batch engines (`pem export --dynamic-batch` + `pem build-engine --batch min,opt,max`) take 1 to
+the profile's max frames per call; the I/O buffers are sized for the max and each call copies only its
+frames. A CUDA graph fixes the shapes it was captured with, so classic TensorRT with graphs rounds a
+batch up to a power of two (or the max) and keeps one execution context and graph per such size
+(made on first use, each with its own activation memory); TensorRT-RTX and runs without graphs use one
+context and set its input shape when the batch size changes.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +28,7 @@ from pem_rt.engine_meta import EngineSidecar, check_compatible, read_sidecar, sh
 from pem_rt.errors import PemError
 from pem_rt.model_meta import ModelMeta
 from pem_rt.trt import TensorRT, load_tensorrt
-from runtime.backends.base import BackendUnavailable, check_batch, check_input, check_outputs
+from runtime.backends.base import BackendUnavailable, check_input, check_outputs
 from runtime.backends.cuda_runtime import CudaGraph, GpuInfo, HostDeviceBuffer, check, cudart, probe_gpu
 
 
@@ -34,7 +42,6 @@ def check_sidecar_io(engine: Path, sidecar: EngineSidecar) -> None:
         )
     [inp] = sidecar.inputs
     check_input(engine, meta, inp.name, inp.dtype, inp.shape)
-    check_batch(meta, engine, "pem export")
     check_outputs(engine, meta, [t.name for t in sidecar.outputs])
 
 
@@ -55,11 +62,28 @@ def load_plugins(trt: TensorRT, library: Path | None) -> str | None:
     return sha256_file(path)
 
 
+def batch_bucket(n: int, max_batch: int) -> int:
+    """The batch a CUDA graph runs ``n`` frames at: the next power of two, capped at ``max_batch``."""
+    bucket = 1
+    while bucket < n:
+        bucket *= 2
+    return min(bucket, max_batch)
+
+
+@dataclass
+class _Runner:
+    """An execution context set to one batch size, and its CUDA graph (classic TensorRT) if captured."""
+
+    context: Any
+    batch: int
+    graph: CudaGraph | None = None
+
+
 class TensorRTBackend:
     """Args:
     path: ``.engine`` file with its ``.engine.json`` sidecar (export/build_engine.py).
     plugins: plugin library to load for engines that do not embed it (`pem build-engine` embeds it).
-    cuda_graph: replay one CUDA graph per frame (classic) / let TensorRT-RTX capture its kernels.
+    cuda_graph: replay one CUDA graph per call (classic) / let TensorRT-RTX capture its kernels.
     device: CUDA device index.
     """
 
@@ -83,8 +107,10 @@ class TensorRTBackend:
         check_compatible(self.path, sidecar, trt.flavour, trt.version, gpu.compute_capability, plugin_sha)
         self.gpu: GpuInfo = gpu
         self.trt = trt
+        self.max_batch = 1
         self._buffers: dict[str, HostDeviceBuffer] = {}
-        self._graph: CudaGraph | None = None
+        self._runners: dict[int, _Runner] = {}
+        self._graphs = False  # classic TensorRT: one context + CUDA graph per batch bucket
         self._stream: Any = None
         self._device = device
         self._thread = threading.local()
@@ -93,9 +119,7 @@ class TensorRTBackend:
         except BaseException:
             self.close()
             raise
-        graph = (
-            "CUDA graph" if self._graph is not None else ("RTX CUDA graph" if self._rtx_graph else "no graph")
-        )
+        graph = "CUDA graph" if self._graphs else ("RTX CUDA graph" if self._rtx_graph else "no graph")
         self.name = f"{trt.flavour} {trt.version} on {gpu.name} ({gpu.compute_capability}, {graph})"
 
     def _open(self, sidecar: EngineSidecar, cuda_graph: bool, device: int) -> None:
@@ -116,43 +140,83 @@ class TensorRTBackend:
                 f"{sidecar.build_command or 'pem build-engine'}"
             )
         self._engine = engine
-        self._rtx_graph = False
-        if self.trt.flavour == "tensorrt_rtx" and cuda_graph and hasattr(engine, "create_runtime_config"):
-            config = engine.create_runtime_config()
-            config.cuda_graph_strategy = mod.CudaGraphStrategy.WHOLE_GRAPH_CAPTURE
-            context = engine.create_execution_context(config)
-            self._rtx_graph = True
-        else:
-            context = engine.create_execution_context()
-        if context is None:
-            raise PemError(f"{self.trt.flavour} could not create an execution context for {self.path}")
-        self._context = context
+        self._rtx_graph = self.trt.flavour == "tensorrt_rtx" and cuda_graph
+        self._rtx_graph = self._rtx_graph and hasattr(engine, "create_runtime_config")
         self._stream = check(rt.cudaStreamCreateWithFlags(rt.cudaStreamNonBlocking), "cudaStreamCreate")
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == mod.TensorIOMode.INPUT]
         outputs = [n for n in names if n not in inputs]
         self._check_engine_io(sidecar, inputs, outputs)
-        shape = (1, self.meta.input_height, self.meta.input_width, 3)
-        if int(engine.get_tensor_shape("image")[0]) == -1:
-            context.set_input_shape("image", shape)
+        self._dynamic = int(engine.get_tensor_shape("image")[0]) == -1
+        if self._dynamic:
+            _, _, largest = engine.get_tensor_profile_shape("image", 0)
+            self.max_batch = int(largest[0])
+        else:
+            self.max_batch = int(engine.get_tensor_shape("image")[0])
         self._outputs = list(self.meta.outputs)
+        first = self._runner(self.max_batch)  # shapes at the max size the buffers
         for name in ["image", *outputs]:
-            dims = tuple(int(d) for d in context.get_tensor_shape(name))
+            dims = tuple(int(d) for d in first.context.get_tensor_shape(name))
             if any(d < 0 for d in dims):
                 raise PemError(f"engine {self.path}: output {name} has an unresolved shape {list(dims)}")
             dtype = np.dtype(mod.nptype(engine.get_tensor_dtype(name)))
-            buffer = HostDeviceBuffer(dims, dtype)
-            self._buffers[name] = buffer
-            if not context.set_tensor_address(name, buffer.device_ptr):
+            self._buffers[name] = HostDeviceBuffer(dims, dtype)
+        self._graphs = cuda_graph and not self._rtx_graph
+        self._runners.clear()
+        self._bind(first)
+        if not self._graphs:
+            self._runners[0] = first  # one context for every batch size
+            self._enqueue(first, self.max_batch)  # flushes deferred shape work
+            check(rt.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
+        else:
+            first.context = None
+            self._runner_for(1 if self._dynamic else self.max_batch)  # capture the common case now
+
+    def _runner(self, batch: int) -> _Runner:
+        """A new execution context with its input shape set to ``batch`` frames."""
+        mod = self.trt.module
+        if self._rtx_graph:
+            config = self._engine.create_runtime_config()
+            config.cuda_graph_strategy = mod.CudaGraphStrategy.WHOLE_GRAPH_CAPTURE
+            context = self._engine.create_execution_context(config)
+        else:
+            context = self._engine.create_execution_context()
+        if context is None:
+            raise PemError(f"{self.trt.flavour} could not create an execution context for {self.path}")
+        runner = _Runner(context, batch)
+        if self._dynamic:
+            context.set_input_shape("image", (batch, self.meta.input_height, self.meta.input_width, 3))
+        return runner
+
+    def _bind(self, runner: _Runner) -> None:
+        for name, buffer in self._buffers.items():
+            if not runner.context.set_tensor_address(name, buffer.device_ptr):
                 raise PemError(f"engine {self.path}: could not bind tensor {name}")
-        self._enqueue()  # the first run also flushes deferred shape work, as CUDA graph capture requires
-        check(rt.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
-        if cuda_graph and not self._rtx_graph:
-            try:
-                self._graph = CudaGraph(self._stream, self._enqueue)
-            except PemError as e:
-                print(f"note: CUDA graph capture failed ({e}); running without a graph")
-                self._graph = None
+
+    def _runner_for(self, n: int) -> _Runner:
+        """The runner that executes ``n`` frames (made and, with graphs, captured on first use)."""
+        if not self._graphs:
+            runner = self._runners[0]
+            if self._dynamic and runner.batch != n:
+                shape = (n, self.meta.input_height, self.meta.input_width, 3)
+                if not runner.context.set_input_shape("image", shape):
+                    raise PemError(f"engine {self.path}: cannot set the input shape {list(shape)}")
+                runner.batch = n
+            return runner
+        bucket = batch_bucket(n, self.max_batch) if self._dynamic else self.max_batch
+        found = self._runners.get(bucket)
+        if found is not None:
+            return found
+        runner = self._runner(bucket)
+        self._bind(runner)
+        self._enqueue(runner, bucket)  # flushes deferred shape work, as CUDA graph capture requires
+        check(cudart().cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
+        try:
+            runner.graph = CudaGraph(self._stream, lambda: self._enqueue(runner, bucket))
+        except PemError as e:
+            print(f"note: CUDA graph capture failed ({e}); running without a graph")
+        self._runners[bucket] = runner
+        return runner
 
     def _check_engine_io(self, sidecar: EngineSidecar, inputs: list[str], outputs: list[str]) -> None:
         want_in = [t.name for t in sidecar.inputs]
@@ -168,37 +232,48 @@ class TensorRTBackend:
                 f"engine {self.path} takes {dtype} frames, not uint8 BGR; rebuild it from `pem export`"
             )
 
-    def _enqueue(self) -> None:
-        """H2D input, inference, D2H outputs, all on the stream (captured into the graph when enabled)."""
-        self._buffers["image"].to_device(self._stream)
-        if not self._context.execute_async_v3(int(self._stream)):
+    def _enqueue(self, runner: _Runner, n: int) -> None:
+        """H2D input, inference, D2H outputs of ``n`` frames on the stream (captured into a graph)."""
+        fraction = n / self.max_batch
+        image = self._buffers["image"]
+        image.to_device(self._stream, int(image.nbytes * fraction))
+        if not runner.context.execute_async_v3(int(self._stream)):
             raise PemError(f"{self.trt.flavour} execute_async_v3 failed on {self.path} (see its log)")
         for name in self._outputs:
-            self._buffers[name].to_host(self._stream)
+            buffer = self._buffers[name]
+            buffer.to_host(self._stream, int(buffer.nbytes * fraction))
 
     def infer(self, image: np.ndarray) -> dict[str, np.ndarray]:
         if getattr(self._thread, "device", None) != self._device:  # the pipeline calls from its own thread
             check(cudart().cudaSetDevice(self._device), "cudaSetDevice")
             self._thread.device = self._device
-        np.copyto(self._buffers["image"].host, image, casting="no")
-        if self._graph is not None:
-            self._graph.launch(self._stream)
+        n = int(image.shape[0])
+        if not 1 <= n <= self.max_batch or (not self._dynamic and n != self.max_batch):
+            allowed = f"1 to {self.max_batch}" if self._dynamic else f"exactly {self.max_batch}"
+            raise PemError(f"engine {self.path} takes {allowed} frames per call, got {n}")
+        np.copyto(self._buffers["image"].host[:n], image, casting="no")
+        runner = self._runner_for(n)
+        if runner.graph is not None:
+            runner.graph.launch(self._stream)
         else:
-            self._enqueue()
+            self._enqueue(runner, runner.batch)
         check(cudart().cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
-        return {name: self._buffers[name].host.copy() for name in self._outputs}
+        return {name: self._buffers[name].host[:n].copy() for name in self._outputs}
 
     def close(self) -> None:
-        if self._graph is not None:
-            self._graph.destroy()
-            self._graph = None
+        for runner in self._runners.values():
+            if runner.graph is not None:
+                runner.graph.destroy()
+                runner.graph = None
+            runner.context = None
+        self._runners.clear()
         for buffer in self._buffers.values():
             buffer.free()
         self._buffers.clear()
         if self._stream is not None:
             cudart().cudaStreamDestroy(self._stream)
             self._stream = None
-        for attr in ("_context", "_engine", "_runtime"):
+        for attr in ("_engine", "_runtime"):
             if hasattr(self, attr):
                 setattr(self, attr, None)
 
