@@ -139,7 +139,7 @@ def build_engine(
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.module.MemoryPoolType.WORKSPACE, int(options.workspace_gib * (1 << 30)))
     trt.set_targets(config, list(options.targets))
-    _add_batch_profile(trt, builder, network, config, options.batch)
+    profile = _add_batch_profile(trt, builder, network, config, options.batch)
     cache = _load_timing_cache(config, options.timing_cache)
     plugins.embed_in_engine(config, library)
     config.progress_monitor = _Progress(trt).monitor
@@ -165,6 +165,7 @@ def build_engine(
         onnx_sha256=sha256_file(source_onnx),
         build_command=command,
         layers=tuple(layers),
+        batch_profile=profile,
     )
     write_sidecar(engine, sidecar)
     print(
@@ -197,7 +198,8 @@ def describe_layers(layers: Sequence[dict[str, str]]) -> str:
 
 def _add_batch_profile(
     trt: TensorRT, builder: Any, network: Any, config: Any, batch: tuple[int, int, int] | None
-) -> None:
+) -> tuple[int, int, int] | None:
+    """The optimisation profile of a dynamic-batch graph (None for a static batch)."""
     image = network.get_input(0)
     shape = tuple(int(d) for d in image.shape)
     if shape[0] != -1:
@@ -206,11 +208,12 @@ def _add_batch_profile(
                 f"--batch {','.join(map(str, batch))} needs a dynamic-batch export "
                 f"(`pem export --dynamic-batch`); this graph has a static batch of {shape[0]}"
             )
-        return
+        return None
     lo, opt, hi = batch or (1, 1, 1)
     profile = builder.create_optimization_profile()
     profile.set_shape(image.name, (lo, *shape[1:]), (opt, *shape[1:]), (hi, *shape[1:]))
     config.add_optimization_profile(profile)
+    return lo, opt, hi
 
 
 def _load_timing_cache(config: Any, path: Path | None) -> Any:

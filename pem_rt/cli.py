@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "compile the TensorRT plugin library (build/plugins/libpem_plugins.so)",
     ),
     "stream": ("runtime.stream", "live segmentation of a camera, video, RTSP stream or image folder"),
+    "triton-repo": ("export.triton_repo", "engine or ONNX -> Triton Inference Server model repository"),
 }
 
 

@@ -41,6 +41,7 @@ class EngineSidecar:
     onnx_sha256: str
     build_command: str
     layers: tuple[dict[str, str], ...] = ()  # name, type, output dtypes of each network layer
+    batch_profile: tuple[int, int, int] | None = None  # min, opt, max batch of a dynamic-batch engine
     format: str = SIDECAR_FORMAT
 
     def to_json(self) -> dict[str, Any]:
@@ -85,11 +86,19 @@ def read_sidecar(engine: str | os.PathLike[str]) -> EngineSidecar:
             onnx_sha256=str(d["onnx_sha256"]),
             build_command=str(d["build_command"]),
             layers=tuple(dict(layer) for layer in d.get("layers", [])),
+            batch_profile=_profile(d.get("batch_profile")),
         )
     except (ValueError, KeyError, TypeError) as e:
         raise PemError(
             f"{path} is not a valid engine sidecar ({e}); rebuild with `pem build-engine`"
         ) from None
+
+
+def _profile(value: Any) -> tuple[int, int, int] | None:
+    if value is None:
+        return None
+    lo, opt, hi = (int(v) for v in value)
+    return lo, opt, hi
 
 
 def check_compatible(

@@ -58,7 +58,8 @@ class Segmenter:
 
     Args:
         model: an ``.engine`` (TensorRT, checked against its sidecar) or ``.onnx`` (ONNX Runtime); None
-            picks the newest exported artefact under runs/ (``PEM_RUNS`` overrides).
+            picks the newest exported artefact under runs/ (``PEM_RUNS`` overrides); a
+            ``grpc://HOST:PORT/MODEL`` string runs it on a Triton Inference Server (`pem triton-repo`).
         backend: auto (TensorRT for engines, falling back to ONNX Runtime where there is no GPU),
             tensorrt or onnxruntime.
         provider: ONNX Runtime provider: auto, cpu or cuda.
@@ -82,6 +83,9 @@ class Segmenter:
         threads: int = 0,
         log: Callable[[str], None] = print,
     ) -> None:
+        if isinstance(model, str) and model.startswith("grpc://"):
+            self._setup(open_backend(triton=model, log=log), resize)
+            return
         path = Path(model) if model is not None else None
         is_engine = path is not None and path.suffix in ENGINE_SUFFIXES
         opened = open_backend(

@@ -8,6 +8,7 @@ Examples:
     pem stream --source frames/ --save-masks preds/ --headless --metrics metrics.json
     pem stream --camera 0 --camera 1 --source rtsp://cam3/live --onnx m_dynamic.onnx   # batched, tiled
     pem stream --sources cameras.txt --headless --record out_{i}.mp4 --metrics all.json
+    pem stream --sources cameras.txt --triton grpc://gpu-server:8001/pem_cityscapes --headless
 
 Keys in the window: q or Esc quits. Headless: Ctrl-C (or q + Enter on a terminal) stops; the recording
 and metrics are finalised on every way out. Never imports torch.
@@ -86,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     kind = model.add_mutually_exclusive_group()
     kind.add_argument("--engine", type=Path, help="TensorRT / TensorRT-RTX engine (with its .json sidecar)")
     kind.add_argument("--onnx", type=Path, help="deployable ONNX graph (pem export), run by ONNX Runtime")
+    kind.add_argument(
+        "--triton",
+        metavar="grpc://HOST:PORT/MODEL",
+        help="send the frames to a Triton Inference Server serving a `pem triton-repo` model",
+    )
     model.add_argument(
         "--backend",
         choices=("auto", "tensorrt", "onnxruntime"),
@@ -221,7 +227,7 @@ def _run(args: argparse.Namespace) -> int:
         camera = int(value) if kind == "camera" else None
         spec = value if kind == "source" else None
         sources.append(open_source(spec, camera, args.realtime, args.reconnect_timeout, log, seed=i))
-    model = args.engine or args.onnx
+    model = args.triton or args.engine or args.onnx
     segmenter = Segmenter(
         model,
         backend=args.backend,
@@ -249,7 +255,7 @@ def _run(args: argparse.Namespace) -> int:
     return _run_multi(args, sources, segmenter, show, log)
 
 
-def batch_note(model: Path, static: int, limit: int, count: int) -> str | None:
+def batch_note(model: Path | str, static: int, limit: int, count: int) -> str | None:
     """One line on how a model's batch meets ``count`` sources, when it is not simply one call per batch."""
     if count == 1 and static > 1:
         return (

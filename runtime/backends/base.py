@@ -23,7 +23,7 @@ class Backend(Protocol):
 
     name: str  # what runs the model, for people: "onnxruntime CPUExecutionProvider", "tensorrt_rtx 1.7 ..."
     meta: ModelMeta
-    path: Path
+    path: Path | str  # the model file, or the server address (grpc://host:port/model)
     max_batch: int  # most frames one infer call takes: the static batch, the engine profile's max, 0 = any
 
     def infer(self, image: np.ndarray) -> dict[str, np.ndarray]: ...
@@ -37,7 +37,7 @@ class BackendUnavailable(PemError):
 
 
 def check_input(
-    path: Path, meta: ModelMeta, name: str, dtype: str, shape: tuple[int | str | None, ...]
+    path: Path | str, meta: ModelMeta, name: str, dtype: str, shape: tuple[int | str | None, ...]
 ) -> None:
     """The graph's input must be ``image`` uint8 [N, H, W, 3] at the size its metadata declares."""
     expected = (meta.input_height, meta.input_width, 3)
@@ -50,7 +50,7 @@ def check_input(
         )
 
 
-def check_outputs(path: Path, meta: ModelMeta, names: list[str]) -> None:
+def check_outputs(path: Path | str, meta: ModelMeta, names: list[str]) -> None:
     missing = [n for n in meta.outputs if n not in names]
     if missing:
         raise PemError(

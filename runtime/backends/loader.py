@@ -1,7 +1,8 @@
 """Choose and open a backend: TensorRT for engines, ONNX Runtime for ONNX graphs, and the fallback.
 
 With neither an engine nor an ONNX file, the newest exported artefact under runs/ is used: an engine when
-this machine can run one, else the newest reference ONNX. Whenever TensorRT cannot run here (no GPU, no
+this machine can run one, else the newest reference ONNX. A ``grpc://`` address runs the model on a Triton
+Inference Server instead (runtime/backends/triton_backend.py). Whenever TensorRT cannot run here (no GPU, no
 TensorRT, no cuda-python) and ``backend`` is ``auto``, one line says why and ONNX Runtime runs instead.
 """
 
@@ -47,9 +48,18 @@ def open_backend(
     cuda_graph: bool = True,
     threads: int = 0,
     log: Callable[[str], None] = print,
+    triton: str | None = None,
 ) -> Backend:
-    """Open the model for inference (see the module docstring for the rules)."""
+    """Open the model for inference (see the module docstring for the rules); ``triton``
+    (grpc://HOST:PORT/MODEL) sends frames to a Triton Inference Server instead."""
     from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    if triton is not None:
+        if engine is not None or onnx is not None:
+            raise PemError("pass --triton, --engine or --onnx, only one of them")
+        from runtime.backends.triton_backend import TritonBackend
+
+        return TritonBackend(triton)
 
     if backend not in BACKENDS:
         raise PemError(f"unknown --backend {backend}; choose {', '.join(BACKENDS)}")

@@ -27,8 +27,9 @@ def _shared_folder(factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _export(folder: Path, preset: str, task: str) -> Path:
-    path = folder / f"{preset}_{task}_{MODEL_SIZE[0]}x{MODEL_SIZE[1]}.onnx"
+def _export(folder: Path, preset: str, task: str, batch: int = 1) -> Path:
+    dynamic = "_dynamic" if batch == 0 else ""
+    path = folder / f"{preset}_{task}_{MODEL_SIZE[0]}x{MODEL_SIZE[1]}{dynamic}.onnx"
     with FileLock(str(path) + ".lock"):
         if not path.exists():
             import torch
@@ -37,7 +38,7 @@ def _export(folder: Path, preset: str, task: str) -> Path:
             from training.model import build_model, get_preset
 
             torch.manual_seed(0)
-            export_onnx(build_model(get_preset(preset)).eval(), path, MODEL_SIZE, task)
+            export_onnx(build_model(get_preset(preset)).eval(), path, MODEL_SIZE, task, batch)
     return path
 
 
@@ -51,6 +52,12 @@ def semantic_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def panoptic_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """cityscapes-tiny, panoptic, 64x128, random weights (seeded)."""
     return _export(_shared_folder(tmp_path_factory), "cityscapes-tiny", "panoptic")
+
+
+@pytest.fixture(scope="session")
+def dynamic_semantic_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """cityscapes-tiny, semantic, 64x128, dynamic batch (`pem export --dynamic-batch`), seeded weights."""
+    return _export(_shared_folder(tmp_path_factory), "cityscapes-tiny", "semantic", batch=0)
 
 
 def photos(size: tuple[int, int]) -> list[np.ndarray]:
