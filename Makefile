@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-all lint typecheck demo plugins clean
+.PHONY: install test test-all lint typecheck demo bench plugins clean
 
 install: $(STAMP)
 
@@ -25,6 +25,12 @@ test: $(STAMP)
 # The TensorRT plugin library (build/plugins/libpem_plugins.so), cached by a content hash.
 plugins: $(STAMP)
 	$(PY) -m plugins.builder
+
+demo: $(STAMP)
+	$(PY) -m pem_rt.demo
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
 
 test-all: $(STAMP)
 	$(PY) -m pytest

@@ -1,7 +1,8 @@
 """Calibration and evaluation frames: an image folder, a video, or scikit-image's bundled photographs.
 
 Frames come back exactly as the deployed graph takes them: uint8 BGR [N, H, W, 3] at the model's input
-size (resized with OpenCV's area/linear filter, the runtime's fit); the graph does the rest.
+size, fitted the way the stream runtime fits them (runtime.letterbox: aspect kept, padded); the graph
+does the rest.
 """
 
 from __future__ import annotations
@@ -35,12 +36,22 @@ SKIMAGE_PHOTOS = (
 
 
 def fit_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize a BGR frame to (H, W), area filter when shrinking, linear when enlarging."""
-    h, w = size
-    if frame.shape[:2] == (h, w):
-        return frame
-    shrink = frame.shape[0] * frame.shape[1] > h * w
-    return cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    """A BGR frame fitted to (H, W) exactly as `pem stream` fits it (its default letterbox)."""
+    from runtime.letterbox import Letterbox
+
+    return Letterbox(size).apply(np.ascontiguousarray(frame))[0]
+
+
+def fit_labels(labels: np.ndarray, size: tuple[int, int], void: int = 255) -> np.ndarray:
+    """A label map placed like :func:`fit_frame` places its image (nearest neighbour, padding = void)."""
+    from runtime.letterbox import Letterbox
+
+    p = Letterbox(size).placement((labels.shape[0], labels.shape[1]))
+    out = np.full(size, void, dtype=labels.dtype)
+    out[p.top : p.top + p.height, p.left : p.left + p.width] = cv2.resize(
+        labels, (p.width, p.height), interpolation=cv2.INTER_NEAREST
+    )
+    return out
 
 
 def _evenly(n: int, limit: int) -> list[int]:

@@ -359,8 +359,9 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> None:
 
 
 def inspect_engine(engine: Path) -> None:
-    """Print the sidecar and the layers with their precisions (from the engine inspector when a GPU can
-    deserialize the engine, else from the network recorded at build time)."""
+    """Print the sidecar and the layers with their precisions: from TensorRT's engine inspector when this
+    machine can deserialize the engine (a GPU it was built for), else from the network the sidecar
+    recorded at build time (e.g. for an engine built ahead of time on a machine without a GPU)."""
     if not engine.is_file():
         raise PemError(f"engine {engine} does not exist; build one with `pem build-engine`")
     sidecar = read_sidecar(engine)
@@ -368,10 +369,34 @@ def inspect_engine(engine: Path) -> None:
     print(json.dumps(info, indent=2))
     m = sidecar.model
     print(f"model: {m.name}, {m.task}, {m.input_height}x{m.input_width}, {len(m.classes)} classes")
+    inspected = _engine_inspector_layers(engine, sidecar.flavour)
+    if inspected is not None:
+        print("layers of the built engine (TensorRT engine inspector):")
+        for layer in inspected:
+            print(f"  {json.dumps(layer)[:200]}")
+        return
+    print("layers of the network the engine was built from (no GPU to deserialize the engine here):")
     print(f"{'layer':<60} {'type':<22} dtypes")
     for layer in sidecar.layers:
         print(f"{layer['name'][:60]:<60} {layer['type']:<22} {layer['dtypes']}")
     print(describe_layers(sidecar.layers))
+
+
+def _engine_inspector_layers(engine: Path, flavour: str) -> list[Any] | None:
+    """The engine inspector's per-layer JSON (fused layers, tactics, precisions), or None without a GPU."""
+    from runtime.backends.loader import tensorrt_unavailable
+
+    if tensorrt_unavailable() is not None:
+        return None
+    trt = load_tensorrt(flavour)
+    runtime = trt.module.Runtime(trt.logger())
+    runtime.engine_host_code_allowed = True  # the plugin library embedded in the engine
+    cuda_engine = runtime.deserialize_cuda_engine(engine.read_bytes())
+    if cuda_engine is None:
+        return None
+    inspector = cuda_engine.create_engine_inspector()
+    fmt = trt.module.LayerInformationFormat.JSON
+    return [json.loads(inspector.get_layer_information(i, fmt)) for i in range(cuda_engine.num_layers)]
 
 
 def _inspect_parser() -> argparse.ArgumentParser:

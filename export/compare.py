@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 
 from calibration.calibrate import calibrate
-from calibration.frames import fit_frame, read_frames
+from calibration.frames import fit_frame, fit_labels, read_frames
 from export.export_onnx import export_onnx, load_model
 from export.precision import convert_fp16
 from pem_rt.command import run_command
@@ -56,7 +56,6 @@ def load_frames(args: argparse.Namespace, size: tuple[int, int]) -> EvalFrames:
         import cv2
 
         from training.data.loader import open_dataset
-        from training.data.transforms import resize_nearest
 
         ds = open_dataset(args.dataset, args.data, args.split, panoptic=False)
         if len(ds) == 0:
@@ -68,7 +67,7 @@ def load_frames(args: argparse.Namespace, size: tuple[int, int]) -> EvalFrames:
             if img is None:
                 raise PemError(f"cannot read image {r.image}")
             images.append(fit_frame(img, size))
-            labels.append(resize_nearest(ds.ground_truth(r, panoptic=False).semantic, size))
+            labels.append(fit_labels(ds.ground_truth(r, panoptic=False).semantic, size))
         return EvalFrames(np.stack(images), np.stack(labels), [r.stem for r in records])
     frames = read_frames(args.frames, size, args.max_frames)
     return EvalFrames(frames, None, [f"frame{i:03d}" for i in range(len(frames))])

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 # name -> (module with a `main(argv) -> int`, one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("pem_rt.demo", "the whole pipeline end to end on this machine (CPU is enough)"),
     "model-info": ("training.model_info", "parameters and GFLOPs of a preset at an input size"),
     "synthetic": ("training.make_synthetic", "write a synthetic Cityscapes-format dataset (tests, demo)"),
     "train": ("training.train", "train PEM (single process, or under torchrun for DDP)"),

@@ -153,30 +153,10 @@ class SyntheticScene:
             self._person(img, phase + index * speed, index, truth)
         if self._ego:
             top = h - max(2, h // 12)
-            cv2.ellipse(
-                img, (w // 2, h + (h - top)), (int(w * 0.6), 2 * (h - top)), 0, 180, 360, (35, 35, 40), -1
-            )
+            hood = ((w // 2, h + (h - top)), (int(w * 0.6), 2 * (h - top)), 0, 180, 360, -1)
+            cv2.ellipse(img, *hood[:5], (35, 35, 40), -1)
             if truth is not None:
-                cv2.ellipse(
-                    truth.labels,
-                    (w // 2, h + (h - top)),
-                    (int(w * 0.6), 2 * (h - top)),
-                    0,
-                    180,
-                    360,
-                    VOID,
-                    -1,
-                )
-                cv2.ellipse(
-                    truth.instances,
-                    (w // 2, h + (h - top)),
-                    (int(w * 0.6), 2 * (h - top)),
-                    0,
-                    180,
-                    360,
-                    0,
-                    -1,
-                )
+                truth.draw([("ellipse", hood)], VOID, instance=False)
         return img
 
     def _group(self, img: np.ndarray, truth: _Truth | None) -> None:

@@ -115,6 +115,17 @@ def test_polygraphy_cli_runs_with_our_data_loader(full_report: Path) -> None:
     assert "Iteration: 2" in log and "PASSED" in log and "dtype=uint8, shape=(1, 128, 256, 3)" in log
 
 
+def test_polygraphy_inspect_model(full_report: Path) -> None:
+    """The README's `polygraphy inspect model MODEL --show layers` recipe."""
+    model = next(full_report.glob("*.debug.onnx"))
+    run = subprocess.run(
+        [str(Path(sys.executable).parent / "polygraphy"), "inspect", "model", str(model), "--show", "layers"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "DeformConv" in run.stdout and "image" in run.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

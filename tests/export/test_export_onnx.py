@@ -16,6 +16,7 @@ import torch
 from export.deploy_model import DeployModel
 from pem_rt.model_meta import ModelMeta
 from runtime.panoptic import assemble_panoptic
+from tests.conftest import TrainedTiny
 from training.checkpoint import Checkpoint, save_checkpoint
 from training.model import build_model, get_preset
 from training.model.postprocess import panoptic_inference
@@ -195,3 +196,33 @@ def test_cli_bad_input_is_one_line(
     assert main(["--checkpoint", str(ckpt), *args]) == 1
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and err.startswith("error: ")
+
+
+def test_trained_checkpoint_graph_equals_pytorch(trained_tiny: TrainedTiny, tmp_path: Path) -> None:
+    """Acceptance (trained weights): label maps agree on >= 99.9% of pixels and the float outputs before
+    the argmax (class and mask logits, class scores) within 1e-3 of their range, on held-out frames."""
+    from calibration.frames import read_frames
+    from export.export_onnx import export_onnx, load_model
+
+    class Args:
+        checkpoint, preset, weights, random_weights = trained_tiny.run / "best.pt", None, None, False
+
+    model = load_model(Args())  # type: ignore[arg-type]
+    path = tmp_path / "trained.onnx"
+    export_onnx(model, path, (128, 256), "semantic", debug=True)
+    images = read_frames(trained_tiny.data / "leftImg8bit" / "val", (128, 256), 4)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for image in images:
+        got = dict(
+            zip(
+                [o.name for o in session.get_outputs()],
+                session.run(None, {"image": image[None]}),
+                strict=True,
+            )
+        )
+        with torch.no_grad():
+            want = DeployModel(model, "semantic", debug=True)(torch.from_numpy(image[None]))
+        labels, class_logits, mask_logits, scores = (t.numpy() for t in want)
+        assert (got["labels"] == labels).mean() >= 0.999
+        for name, ref in (("class_logits", class_logits), ("mask_logits", mask_logits), ("scores", scores)):
+            assert relative_error(got[name], ref) <= 1e-3, name
