@@ -23,7 +23,7 @@ def measure(quick: bool = False) -> dict[str, Any]:
     from training.model import build_model, get_preset
 
     size = (128, 256) if quick else (256, 512)
-    frames, repeats = (10, 2) if quick else (30, 5)
+    frames, repeats = (10, 2) if quick else (16, 3)
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "stdc1_dynamic.onnx"
         torch.manual_seed(0)

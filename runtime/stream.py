@@ -222,6 +222,10 @@ def _run(args: argparse.Namespace) -> int:
     quiet_opencv(args.verbose)
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     specs = source_specs(args.inputs)
+    if args.triton is not None:
+        from runtime.backends.triton_backend import parse_address
+
+        parse_address(args.triton)  # a malformed address is one line before any source opens
     sources = []
     for i, (kind, value) in enumerate(specs or [("source", "synthetic")]):
         camera = int(value) if kind == "camera" else None

@@ -23,8 +23,12 @@ class Backend(Protocol):
 
     name: str  # what runs the model, for people: "onnxruntime CPUExecutionProvider", "tensorrt_rtx 1.7 ..."
     meta: ModelMeta
-    path: Path | str  # the model file, or the server address (grpc://host:port/model)
     max_batch: int  # most frames one infer call takes: the static batch, the engine profile's max, 0 = any
+
+    @property
+    def path(self) -> Path | str:
+        """The model file, or the server address (grpc://host:port/model)."""
+        ...
 
     def infer(self, image: np.ndarray) -> dict[str, np.ndarray]: ...
 

@@ -60,7 +60,7 @@ def test_onnx_repository(
         assert io(config)[0] == image and [t[0] for t in io(config)[1:]] == [
             "query_labels", "query_scores", "winner", "winner_area", "mask_area"
         ]  # fmt: skip
-        assert io(config)[3] == ("winner", "TYPE_INT32", [64, 128])
+        assert io(config)[3] == ("winner", "TYPE_UINT8", [64, 128])
     assert list(config.dynamic_batching.preferred_batch_size) == [2, 4]
     assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_CPU
     meta = ModelMeta.from_props({k: v.string_value for k, v in config.parameters.items()}, "config")
