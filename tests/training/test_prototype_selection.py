@@ -100,3 +100,6 @@ def test_streaming_equals_reference(chunk: int) -> None:
     m[1, 4] = -1.0
     expected = prototype_indices(f, q, m, heads=4)
     torch.testing.assert_close(prototype_indices_streaming(f, q, m, heads=4, chunk=chunk), expected)
+    m[0] = -1.0  # image 0 fully masked: the empty-mask rule clears its mask
+    expected = prototype_indices(f, q, m, heads=4)
+    torch.testing.assert_close(prototype_indices_streaming(f, q, m, heads=4, chunk=chunk), expected)

@@ -14,6 +14,11 @@ from training.model.prototype_selection import (
 )
 
 
+def _normalize_(x: Tensor) -> Tensor:
+    """``F.normalize(x, dim=-1)`` in place (the same division, no temporaries): inference only."""
+    return x.div_(torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min_(1e-12))
+
+
 class LocalRepresentation(nn.Module):
     """Pixel tokens for PEM-CA: BN -> depthwise 3x3 conv (with bias) -> Linear, [B,C,H,W] -> [B,HW,C]."""
 
@@ -48,13 +53,15 @@ class PrototypeCrossAttention(nn.Module):
         self, tgt: Tensor, memory: Tensor, pos: Tensor, query_pos: Tensor, mask_logits: Tensor | None
     ) -> Tensor:
         """tgt, query_pos [B,Q,C]; memory, pos [B,C,H,W]; mask_logits [B,Q,H*W] or None."""
-        tokens = F.normalize(self.feature_proj(memory + pos), dim=-1)
-        queries = F.normalize(self.query_proj(tgt + query_pos), dim=-1)
         mask = None if mask_logits is None else mask_logits.detach()
         if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.compiler.is_exporting():
             # training and export: the reference ops (graph surgery matches their pattern in the ONNX)
+            tokens = F.normalize(self.feature_proj(memory + pos), dim=-1)
+            queries = F.normalize(self.query_proj(tgt + query_pos), dim=-1)
             protos = prototype_selection(tokens, queries, mask, self.heads)
-        else:  # eager inference: identical indices without the B x heads x Q x N score tensor
+        else:  # eager inference: the same values without the B x heads x Q x N scores or extra copies
+            tokens = _normalize_(self.feature_proj(memory + pos))
+            queries = _normalize_(self.query_proj(tgt + query_pos))
             protos = gather_prototypes(tokens, prototype_indices_streaming(tokens, queries, mask, self.heads))
         out = F.normalize(self.proj(protos * queries), dim=1) * self.alpha + protos
         return self.final(out) + tgt

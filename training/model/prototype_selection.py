@@ -54,27 +54,36 @@ def prototype_selection(features: Tensor, queries: Tensor, mask_logits: Tensor |
 
 
 def prototype_indices_streaming(
-    features: Tensor, queries: Tensor, mask_logits: Tensor | None, heads: int, chunk: int = 2048
+    features: Tensor, queries: Tensor, mask_logits: Tensor | None, heads: int, chunk: int = 512
 ) -> Tensor:
     """Same indices as :func:`prototype_indices`, streaming over tokens in chunks.
 
     Keeps only a running max and argmax per (batch, head, query): peak extra memory is
-    O(B * heads * Q * chunk) instead of O(B * heads * Q * N). Ties keep the earlier token because a
-    later chunk replaces the running best only when strictly greater.
+    O(B * heads * Q * chunk) instead of O(B * heads * Q * N). The mask enters each chunk's GEMM as an
+    additive 0 / -inf bias (``baddbmm``), so no pass over the scores is spent on masking. Ties keep the
+    earlier token because a later chunk replaces the running best only when strictly greater.
     """
-    b, n, _ = features.shape
-    f = _split_heads(features, heads)  # a view: each chunk is made contiguous on its own
-    q = _split_heads(queries, heads)
-    masked = masked_tokens(mask_logits).unsqueeze(1) if mask_logits is not None else None
-    nq = q.shape[2]
-    best = torch.full((b, heads, nq), float("-inf"), dtype=q.dtype, device=q.device)
-    best_idx = torch.zeros((b, heads, nq), dtype=torch.long, device=q.device)
+    b, n, c = features.shape
+    d = c // heads
+    q = _split_heads(queries, heads).reshape(b * heads, -1, d)  # [B*h, Q, D]
+    nq = q.shape[1]
+    tokens = features.reshape(b, n, heads, d)
+    nothing_masked = mask_logits.amax(dim=(1, 2)) < 0 if mask_logits is not None else None  # empty rule
+    no_bias = torch.zeros((), dtype=q.dtype, device=q.device)
+    minus_inf = torch.full((), float("-inf"), dtype=q.dtype, device=q.device)
+    best = torch.full((b * heads, nq), float("-inf"), dtype=q.dtype, device=q.device)
+    best_idx = torch.zeros((b * heads, nq), dtype=torch.long, device=q.device)
     for start in range(0, n, chunk):
-        sim = torch.matmul(q, f[:, :, start : start + chunk].transpose(-1, -2))  # [B, h, Q, chunk]
-        if masked is not None:
-            sim.masked_fill_(masked[..., start : start + chunk], float("-inf"))
+        f = tokens[:, start : start + chunk].permute(0, 2, 3, 1).reshape(b * heads, d, -1)  # [B*h, D, chunk]
+        if mask_logits is None or nothing_masked is None:
+            sim = torch.bmm(q, f)
+        else:
+            masked = (mask_logits[:, :, start : start + chunk] < 0) & ~nothing_masked[:, None, None]
+            bias = torch.where(masked, minus_inf, no_bias)  # [B, Q, chunk], the same for every head
+            bias = bias.repeat_interleave(heads, dim=0) if b > 1 else bias
+            sim = torch.baddbmm(bias, q, f)  # [B*h, Q, chunk]
         value, idx = sim.max(dim=-1)
         better = value > best
         best = torch.where(better, value, best)
         best_idx = torch.where(better, idx + start, best_idx)
-    return best_idx
+    return best_idx.reshape(b, heads, nq)
