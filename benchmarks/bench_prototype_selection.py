@@ -1,7 +1,8 @@
 """Prototype selection at the 1/32, 1/16 and 1/8 token counts of a 1024x2048 frame (B=1, Q=100, C=256,
 8 heads): the naive PyTorch reference (einsum + mask + argmax + gather) vs the streaming PyTorch version
 vs our kernel compiled for the host (the plugin's own code, one CPU thread). Time = median; peak extra
-memory = measured peak RSS of a fresh process over its baseline, so every temporary counts."""
+memory = measured peak RSS of a fresh process over its baseline during a call after one warm-up call, so
+every temporary of a call counts and one-time buffers (BLAS packing, thread pools) do not."""
 
 from __future__ import annotations
 
@@ -75,3 +76,34 @@ def measure(repeats: int) -> list[dict[str, Any]]:
             flush=True,
         )
     return rows
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """Time and peak extra memory per token count, naive vs streaming vs host kernel (log scales)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    tokens = [r["tokens"] for r in rows]
+    names = {
+        "naive": "naive (einsum+mask+argmax)",
+        "streaming": "streaming PyTorch",
+        "kernel": "our kernel (host)",
+    }
+    panels = (("ms", "CPU time (ms)"), ("peak_mb", "peak extra memory (MB)"))
+    for ax, (suffix, label) in zip(axes, panels, strict=True):
+        for (kind, name), style in zip(names.items(), ("s--", "o-", "^:"), strict=True):
+            ax.plot(tokens, [max(r[f"{kind}_{suffix}"], 0.01) for r in rows], style, label=name)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("tokens (1/32, 1/16, 1/8 of 1024x2048)")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    axes[0].set_title("prototype selection time (Q=100, C=256, 8 heads)")
+    axes[1].set_title("peak extra memory per call")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

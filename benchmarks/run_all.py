@@ -1,6 +1,6 @@
 """`python benchmarks/run_all.py` (or `make bench`): every CPU benchmark in one run, as ratios measured
 side by side, with the machine description. Writes benchmarks/results/*.json, *.png and summary.md
-(the table BENCHMARKS.md quotes). About 10-15 minutes on 2 cores. Not a test.
+(the table BENCHMARKS.md quotes). About 8 minutes on 2 cores. Not a test.
 
 GPU numbers come from benchmarks/gpu_bench.py on a machine with CUDA and TensorRT.
 """
@@ -108,24 +108,52 @@ def summary_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+SECTIONS = {
+    "1": "PEM-CA vs masked cross-attention",
+    "2": "prototype selection",
+    "3": "whole model",
+    "4": "stream pipeline",
+    "5": "four streams batched vs one at a time",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (a smoke run)")
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help="comma-separated sections to re-measure (default all: 1..5); the others keep their numbers "
+        "from benchmarks/results/latest.json",
+    )
     args = parser.parse_args(argv)
+    only = [s.strip() for s in args.only.split(",")]
+    if any(s not in SECTIONS for s in only):
+        parser.error(f"--only {args.only}: sections are {', '.join(SECTIONS)}")
+    latest = RESULTS / "latest.json"
+    if len(only) < len(SECTIONS) and not latest.is_file():
+        parser.error(f"--only needs the other sections' numbers in {latest}: run all sections once")
     start = time.perf_counter()
-    results: dict[str, Any] = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
-    print("1/5 PEM-CA vs masked cross-attention")
-    sizes = ((512, 512), (512, 1024)) if args.quick else bench_attention.SIZES
-    results["attention"] = bench_attention.measure(sizes, 2 if args.quick else 5)
-    bench_attention.plot(results["attention"], RESULTS / "attention.png")
-    print("2/5 prototype selection")
-    results["prototype_selection"] = bench_prototype_selection.measure(2 if args.quick else 5)
-    print("3/5 whole model")
-    results["model"] = bench_model.measure((128, 256) if args.quick else (256, 512), 2 if args.quick else 3)
-    print("4/5 stream pipeline")
-    results["pipeline"] = bench_pipeline.measure(quick=args.quick)
-    print("5/5 four streams batched vs one at a time")
-    results["multistream"] = bench_multistream.measure(quick=args.quick)
+    results: dict[str, Any] = json.loads(latest.read_text()) if len(only) < len(SECTIONS) else {}
+    results.update({"machine": machine(), "date": time.strftime("%Y-%m-%d")})
+    for n, section in enumerate(only, 1):
+        print(f"{n}/{len(only)} {SECTIONS[section]}", flush=True)
+        if section == "1":
+            sizes = ((512, 512), (512, 1024)) if args.quick else bench_attention.SIZES
+            results["attention"] = bench_attention.measure(sizes, 2 if args.quick else 5)
+            bench_attention.plot(results["attention"], RESULTS / "attention.png")
+        elif section == "2":
+            results["prototype_selection"] = bench_prototype_selection.measure(2 if args.quick else 5)
+            bench_prototype_selection.plot(
+                results["prototype_selection"], RESULTS / "prototype_selection.png"
+            )
+        elif section == "3":
+            size = (128, 256) if args.quick else (256, 512)
+            results["model"] = bench_model.measure(size, 2 if args.quick else 3)
+        elif section == "4":
+            results["pipeline"] = bench_pipeline.measure(quick=args.quick)
+        else:
+            results["multistream"] = bench_multistream.measure(quick=args.quick)
     results["seconds"] = time.perf_counter() - start
     save_json("latest", results)
     (RESULTS / "summary.md").write_text(summary_markdown(results))

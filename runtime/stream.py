@@ -21,7 +21,8 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -283,17 +284,10 @@ def batch_note(model: Path | str, static: int, limit: int, count: int) -> str | 
     return None
 
 
-def _run_single(args: argparse.Namespace, source: Any, segmenter: Any, show: bool, log: Any) -> int:
-    from runtime.metrics import STAGES
-    from runtime.pipeline import Outputs, Pipeline
+def _outputs(args: argparse.Namespace, show: bool) -> Any:
+    from runtime.pipeline import Outputs
 
-    source.open()
-    meta = segmenter.meta
-    log(
-        f"{source.description} -> PEM {meta.name} {meta.task} {meta.input_height}x{meta.input_width} "
-        f"on {segmenter.name} ({args.resize}; {'live: newest frames kept' if source.live else 'every frame'})"
-    )
-    outputs = Outputs(
+    return Outputs(
         show=show,
         record=args.record,
         save_masks=args.save_masks,
@@ -301,36 +295,66 @@ def _run_single(args: argparse.Namespace, source: Any, segmenter: Any, show: boo
         hud=not args.no_hud,
         progress_every=0.0 if show else 5.0,
     )
-    pipeline = Pipeline(segmenter, source, outputs, args.frames, log=log)
+
+
+@contextmanager
+def _stoppable(stop: Callable[[str], None], show: bool) -> Iterator[None]:
+    """SIGTERM (and q + Enter when headless) stop the run gracefully while the block runs."""
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        pipeline.stop(signal.Signals(signum).name)
+        stop(signal.Signals(signum).name)
 
     previous = signal.signal(signal.SIGTERM, on_signal)
     if not show:
-        _stdin_quit(pipeline.stop)
+        _stdin_quit(stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_info(args: argparse.Namespace, segmenter: Any, reason: str, error: str | None) -> dict[str, Any]:
+    """What --metrics says about the model and how the run ended."""
+    meta = segmenter.meta
+    return {
+        "model": str(segmenter.backend.path),
+        "backend": segmenter.name,
+        "input_size": [meta.input_height, meta.input_width],
+        "resize": args.resize,
+        "stopped_by": "error" if error else reason,
+        **({"error": error} if error else {}),
+    }
+
+
+def _run_single(args: argparse.Namespace, source: Any, segmenter: Any, show: bool, log: Any) -> int:
+    from runtime.metrics import STAGES
+    from runtime.pipeline import Pipeline
+
+    source.open()
+    meta = segmenter.meta
+    log(
+        f"{source.description} -> PEM {meta.name} {meta.task} {meta.input_height}x{meta.input_width} "
+        f"on {segmenter.name} ({args.resize}; {'live: newest frames kept' if source.live else 'every frame'})"
+    )
+    outputs = _outputs(args, show)
+    pipeline = Pipeline(segmenter, source, outputs, args.frames, log=log)
+
     error: str | None = None
     try:
-        metrics = pipeline.run()
+        with _stoppable(pipeline.stop, show):
+            metrics = pipeline.run()
     except PemError as e:
         error = str(e)
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
         segmenter.close()
-        m = pipeline.metrics
         if args.metrics:
             info = {
                 "source": source.description,
                 "live": source.live,
-                "model": str(segmenter.backend.path),
-                "backend": segmenter.name,
-                "input_size": [meta.input_height, meta.input_width],
-                "resize": args.resize,
-                "stopped_by": "error" if error else pipeline.state.reason,
-                **({"error": error} if error else {}),
+                **_run_info(args, segmenter, pipeline.state.reason, error),
             }
-            atomic_write_text(args.metrics, json.dumps(m.to_json(**info), indent=2) + "\n")
+            atomic_write_text(args.metrics, json.dumps(pipeline.metrics.to_json(**info), indent=2) + "\n")
     e2e = metrics.stages["end_to_end"]
     log(
         f"{metrics.frames} frames, {metrics.fps:.1f} FPS, end-to-end latency p50/p90/p99 "
@@ -356,17 +380,9 @@ def _run_single(args: argparse.Namespace, source: Any, segmenter: Any, show: boo
 
 def _run_multi(args: argparse.Namespace, sources: list[Any], segmenter: Any, show: bool, log: Any) -> int:
     from runtime.multistream import MultiStream
-    from runtime.pipeline import Outputs
 
     meta = segmenter.meta
-    outputs = Outputs(
-        show=show,
-        record=args.record,
-        save_masks=args.save_masks,
-        alpha=args.alpha,
-        hud=not args.no_hud,
-        progress_every=0.0 if show else 5.0,
-    )
+    outputs = _outputs(args, show)
     run = MultiStream(
         segmenter,
         sources,
@@ -385,20 +401,14 @@ def _run_multi(args: argparse.Namespace, sources: list[Any], segmenter: Any, sho
         kind = "live: newest frames kept" if lane.source.live else "every frame"
         log(f"  source {lane.index}: {lane.source.description} ({kind})")
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        run.stop(signal.Signals(signum).name)
-
-    previous = signal.signal(signal.SIGTERM, on_signal)
-    if not show:
-        _stdin_quit(run.stop)
     error: str | None = None
     try:
-        metrics = run.run()
+        with _stoppable(run.stop, show):
+            metrics = run.run()
     except PemError as e:
         error = str(e)
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
         segmenter.close()
         if args.metrics:
             info = [
@@ -410,14 +420,7 @@ def _run_multi(args: argparse.Namespace, sources: list[Any], segmenter: Any, sho
                 }
                 for lane in run.lanes
             ]
-            extra = {
-                "model": str(segmenter.backend.path),
-                "backend": segmenter.name,
-                "input_size": [meta.input_height, meta.input_width],
-                "resize": args.resize,
-                "stopped_by": "error" if error else run.state.reason,
-                **({"error": error} if error else {}),
-            }
+            extra = _run_info(args, segmenter, run.state.reason, error)
             atomic_write_text(args.metrics, json.dumps(run.metrics.to_json(info, **extra), indent=2) + "\n")
     log(
         f"{len(sources)} sources, {metrics.frames} frames, {metrics.fps:.1f} FPS in all, {metrics.batches} "
