@@ -13,7 +13,7 @@
 // Peak extra memory, by construction: flags (B int32) + kMaxSplits x B x heads x Q x (float + int32), i.e.
 // O(B * heads * Q) and independent of N (pem::ps::workspaceSize). The naive path (einsum + masked_fill +
 // argmax + gather) materialises the B x heads x N x Q similarity tensor: 105 MB in fp32 at 1/8 of
-// 1024 x 2048 (N = 32768, heads = 8, Q = 100) against 0.4 MB here.
+// 1024 x 2048 (N = 32768, heads = 8, Q = 100) against 0.8 MB here.
 #include "prototype_selection_kernel.h"
 
 #include "../common/launch.cuh"
@@ -46,7 +46,10 @@ __global__ void __launch_bounds__(kFlagThreads) anyUnmaskedKernel(
     }
 }
 
-template <typename T, typename M>
+//! Depth: 0 for any head width; ps::kFastDepth when C / heads equals it and every thread owns at most one
+//! (head, query) pair: the pair's query slice then lives in registers and feature slices are read from
+//! shared memory as float4 (a quarter of the shared loads; same fp32 fma order as headDot).
+template <typename T, typename M, int32_t Depth>
 __global__ void __launch_bounds__(ps::kThreads) scanKernel(PemPsShape s, PemPsPlan plan, T const* __restrict__ features,
     T const* __restrict__ queries, M const* __restrict__ maskLogits, int32_t const* __restrict__ flags,
     float* __restrict__ partialValue, int32_t* __restrict__ partialToken)
@@ -56,7 +59,7 @@ __global__ void __launch_bounds__(ps::kThreads) scanKernel(PemPsShape s, PemPsPl
     int32_t const depth = channels / s.heads;
     int32_t const queryStride = channels + 1;
     float* const queryTile = shared;                                 // [queryTile][C + 1]
-    float* const tokenTile = queryTile + plan.queryTile * queryStride; // [tokenChunk][C]
+    float* const tokenTile = queryTile + ps::queryFloats(plan.queryTile, channels); // [tokenChunk][C]
     unsigned char* const keepTile = reinterpret_cast<unsigned char*>(tokenTile + plan.tokenChunk * channels);
 
     int32_t const split = static_cast<int32_t>(blockIdx.x);
@@ -81,15 +84,47 @@ __global__ void __launch_bounds__(ps::kThreads) scanKernel(PemPsShape s, PemPsPl
     {
         best[r] = ps::initialBest();
     }
+    float ownQuery[Depth > 0 ? Depth : 1];
+    if constexpr (Depth > 0)
+    {
+        __syncthreads(); // the query tile is staged
+        int32_t const h = static_cast<int32_t>(threadIdx.x) / plan.queryTile;
+        int32_t const ql = static_cast<int32_t>(threadIdx.x) % plan.queryTile;
+        bool const active = static_cast<int32_t>(threadIdx.x) < pairs && ql < queryCount;
+#pragma unroll
+        for (int32_t d = 0; d < Depth; ++d)
+        {
+            ownQuery[d] = active ? queryTile[ql * queryStride + h * Depth + d] : 0.f;
+        }
+    }
 
     for (int32_t n0 = tokenBegin; n0 < tokenEnd; n0 += plan.tokenChunk)
     {
         int32_t const tokenCount = min(plan.tokenChunk, tokenEnd - n0);
         __syncthreads(); // the previous chunk is consumed (first pass: nothing to wait for but the queries)
         T const* const chunk = features + (static_cast<int64_t>(b) * s.tokens + n0) * channels;
-        for (int32_t i = static_cast<int32_t>(threadIdx.x); i < tokenCount * channels; i += blockDim.x)
+        // kLoadBatch loads in flight per thread before the first store: the chunk arrives in a few round trips
+        constexpr int32_t kLoadBatch = 8;
+        int32_t const chunkFloats = tokenCount * channels;
+        int32_t const stride = static_cast<int32_t>(blockDim.x);
+        for (int32_t first = static_cast<int32_t>(threadIdx.x); first < chunkFloats; first += kLoadBatch * stride)
         {
-            tokenTile[i] = toFloat(chunk[i]);
+            float staged[kLoadBatch];
+#pragma unroll
+            for (int32_t j = 0; j < kLoadBatch; ++j)
+            {
+                int32_t const i = first + j * stride;
+                staged[j] = i < chunkFloats ? toFloat(chunk[i]) : 0.f;
+            }
+#pragma unroll
+            for (int32_t j = 0; j < kLoadBatch; ++j)
+            {
+                int32_t const i = first + j * stride;
+                if (i < chunkFloats)
+                {
+                    tokenTile[i] = staged[j];
+                }
+            }
         }
         for (int32_t i = static_cast<int32_t>(threadIdx.x); i < queryCount * tokenCount; i += blockDim.x)
         {
@@ -109,13 +144,50 @@ __global__ void __launch_bounds__(ps::kThreads) scanKernel(PemPsShape s, PemPsPl
             {
                 continue;
             }
-            float const* const query = queryTile + ql * queryStride + h * depth;
             unsigned char const* const keep = keepTile + ql * plan.tokenChunk;
-            for (int32_t nl = 0; nl < tokenCount; ++nl)
+            if constexpr (Depth > 0)
             {
-                if (keep[nl])
+                // kIlp tokens at a time: independent fma chains (each in headDot's order) keep the pipes busy
+                constexpr int32_t kIlp = 4;
+                int32_t const rowVectors = channels / 4;
+                for (int32_t nl = 0; nl < tokenCount; nl += kIlp)
                 {
-                    ps::offerInOrder(best[r], ps::headDot(query, tokenTile + nl * channels + h * depth, depth), n0 + nl);
+                    auto const* const token = reinterpret_cast<float4 const*>(tokenTile + nl * channels + h * Depth);
+                    int32_t const count = min(kIlp, tokenCount - nl);
+                    float sum[kIlp] = {};
+#pragma unroll
+                    for (int32_t k = 0; k < Depth / 4; ++k)
+                    {
+#pragma unroll
+                        for (int32_t j = 0; j < kIlp; ++j)
+                        {
+                            float4 const v = token[(j < count ? j : 0) * rowVectors + k];
+                            sum[j] = madd(ownQuery[4 * k], v.x, sum[j]);
+                            sum[j] = madd(ownQuery[4 * k + 1], v.y, sum[j]);
+                            sum[j] = madd(ownQuery[4 * k + 2], v.z, sum[j]);
+                            sum[j] = madd(ownQuery[4 * k + 3], v.w, sum[j]);
+                        }
+                    }
+#pragma unroll
+                    for (int32_t j = 0; j < kIlp; ++j)
+                    {
+                        if (j < count && keep[nl + j])
+                        {
+                            ps::offerInOrder(best[r], sum[j], n0 + nl + j);
+                        }
+                    }
+                }
+            }
+            else
+            {
+                float const* const query = queryTile + ql * queryStride + h * depth;
+                for (int32_t nl = 0; nl < tokenCount; ++nl)
+                {
+                    if (keep[nl])
+                    {
+                        ps::offerInOrder(
+                            best[r], ps::headDot(query, tokenTile + nl * channels + h * depth, depth), n0 + nl);
+                    }
                 }
             }
         }
@@ -238,7 +310,8 @@ cudaError_t launchPrototypeSelection(PemPsShape const& shape, T const* features,
     }
     dim3 const scanGrid(static_cast<uint32_t>(plan.splits),
         static_cast<uint32_t>((shape.queries + plan.queryTile - 1) / plan.queryTile), static_cast<uint32_t>(shape.batch));
-    auto* const scan = &scanKernel<T, M>;
+    bool const fast = shape.channels == shape.heads * ps::kFastDepth && shape.heads * plan.queryTile <= ps::kThreads;
+    auto* const scan = fast ? &scanKernel<T, M, ps::kFastDepth> : &scanKernel<T, M, 0>;
     PEM_LAUNCH(scan, scanGrid, ps::kThreads, static_cast<size_t>(plan.sharedBytes), stream)(
         shape, plan, features, queries, maskLogits, flags, partialValue, partialToken);
     if ((status = cudaGetLastError()) != cudaSuccess)

@@ -45,8 +45,10 @@ namespace ps
 constexpr int32_t kThreads = 128;            //!< threads of the scan kernel
 constexpr int32_t kMaxPairsPerThread = 4;    //!< (head, query) pairs one scan thread owns at most
 constexpr int32_t kMaxHeads = kThreads * kMaxPairsPerThread;
-constexpr int32_t kMaxSplits = 64;           //!< bounds the workspace independently of N
+constexpr int32_t kMaxSplits = 128;          //!< bounds the workspace independently of N
+constexpr int32_t kBlocksPerSm = 6;          //!< scan blocks resident per SM (registers and shared memory)
 constexpr int32_t kTokenChunk = 32;
+constexpr int32_t kFastDepth = 32;          //!< head width of the register fast path (C / heads = 32: PEM)
 constexpr int32_t kSharedLimit = 48 * 1024;  //!< static limit, no opt-in attribute needed
 constexpr size_t kAlign = 256;
 
@@ -139,15 +141,22 @@ __host__ __device__ inline size_t workspaceSize(PemPsShape const& s)
     return flagsBytes(s) + 2 * partialBytes(s);
 }
 
+//! Floats of the shared query tile, a multiple of 4 (the feature tile after it starts 16-byte aligned).
+__host__ __device__ inline int32_t queryFloats(int32_t queryTile, int32_t channels)
+{
+    return (queryTile * (channels + 1) + 3) / 4 * 4;
+}
+
 __host__ __device__ inline int32_t sharedBytesFor(int32_t queryTile, int32_t tokenChunk, int32_t channels)
 {
-    // queries [queryTile][C + 1] (padded rows: no bank conflicts), features [tokenChunk][C], keep flags.
-    int32_t const floats = queryTile * (channels + 1) + tokenChunk * channels;
+    // queries [queryTile][C + 1] (padded rows: no bank conflicts; the region rounded up to 16 bytes so the
+    // feature rows after it can be read as float4), features [tokenChunk][C], keep flags.
+    int32_t const floats = queryFloats(queryTile, channels) + tokenChunk * channels;
     int32_t const flags = (queryTile * tokenChunk + 3) / 4 * 4;
     return floats * static_cast<int32_t>(sizeof(float)) + flags;
 }
 
-//! Choose the tiling for `smCount` multiprocessors (about 4 blocks each). Returns false when even one
+//! Choose the tiling for `smCount` multiprocessors (one wave of kBlocksPerSm blocks each). Returns false when even one
 //! query and one token do not fit in shared memory (C larger than about 6000).
 __host__ __device__ inline bool makePlan(PemPsShape const& s, int32_t smCount, PemPsPlan* plan)
 {
@@ -173,8 +182,9 @@ __host__ __device__ inline bool makePlan(PemPsShape const& s, int32_t smCount, P
     }
     int64_t const queryTiles = (static_cast<int64_t>(s.queries) + queryTile - 1) / queryTile;
     int64_t const blocks = static_cast<int64_t>(s.batch) * queryTiles;
-    int64_t const target = static_cast<int64_t>(smCount > 0 ? smCount : 1) * 4;
-    int64_t splits = blocks > 0 ? (target + blocks - 1) / blocks : 1;
+    // one full wave: as many blocks as the GPU keeps resident, so every SM hides load latency with 6 blocks
+    int64_t const target = static_cast<int64_t>(smCount > 0 ? smCount : 1) * kBlocksPerSm;
+    int64_t splits = blocks > 0 ? target / blocks : 1;
     int64_t const chunks = (static_cast<int64_t>(s.tokens) + tokenChunk - 1) / tokenChunk;
     splits = splits < 1 ? 1 : splits;
     splits = splits > kMaxSplits ? kMaxSplits : splits;

@@ -99,26 +99,33 @@ def test_deform_conv_kernel(
 @pytest.mark.parametrize(
     ("dtype", "mask_dtype"), [(np.float32, np.float32), (np.float16, np.float16), (np.float16, np.float32)]
 )
+@pytest.mark.parametrize(
+    ("channels", "heads"),
+    [(32, 4), (64, 2), (256, 8)],
+    ids=["depth8-generic", "depth32-fast", "pem-256x8-fast"],
+)
 def test_prototype_selection_kernels(
-    hostlib: ctypes.CDLL, sm_count: int, dtype: type, mask_dtype: type
+    hostlib: ctypes.CDLL, sm_count: int, dtype: type, mask_dtype: type, channels: int, heads: int
 ) -> None:
-    features = torch.randint(-3, 4, (3, 300, 32)).float()
-    features[:, 200:] = features[:, 20:120]  # exact ties in later token ranges
-    queries = torch.randint(-3, 4, (3, 20, 32)).float()
-    logits = torch.randn(3, 20, 300).half().float()
+    """Head width 32 takes the register/float4 fast path, other widths the generic one; both equal
+    PyTorch, ties (first index), a fully masked query and the empty-image rule included."""
+    features = torch.randint(-3, 4, (3, 299, channels)).float()  # 299: chunks that end mid-quad
+    features[:, 200:] = features[:, 20:119]  # exact ties in later token ranges
+    queries = torch.randint(-3, 4, (3, 20, channels)).float()
+    logits = torch.randn(3, 20, 299).half().float()
     logits[0, 3] = -1.0  # a fully masked query: token 0
     logits[1] = -1.0  # every query of image 1 masked: mask cleared
     prototypes, indices = hostref.emulated_prototype_selection(
         features.numpy().astype(dtype),
         queries.numpy().astype(dtype),
         logits.numpy().astype(mask_dtype),
-        4,
+        heads,
         sm_count=sm_count,
         lib=hostlib,
     )
-    np.testing.assert_array_equal(indices, prototype_indices(features, queries, logits, 4).numpy())
+    np.testing.assert_array_equal(indices, prototype_indices(features, queries, logits, heads).numpy())
     np.testing.assert_array_equal(
-        prototypes, prototype_selection(features, queries, logits, 4).numpy().astype(dtype)
+        prototypes, prototype_selection(features, queries, logits, heads).numpy().astype(dtype)
     )
     assert (indices[0, :, 3] == 0).all()
 
