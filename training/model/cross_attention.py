@@ -54,12 +54,14 @@ class PrototypeCrossAttention(nn.Module):
     ) -> Tensor:
         """tgt, query_pos [B,Q,C]; memory, pos [B,C,H,W]; mask_logits [B,Q,H*W] or None."""
         mask = None if mask_logits is None else mask_logits.detach()
-        if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.compiler.is_exporting():
-            # training and export: the reference ops (graph surgery matches their pattern in the ONNX)
+        exporting = torch.compiler.is_compiling() or torch.compiler.is_exporting()
+        if torch.is_grad_enabled() or exporting or memory.device.type != "cpu":
+            # training, export (graph surgery matches the reference ops' pattern in the ONNX) and GPUs, where
+            # the B x heads x Q x N scores are cheap and the streaming loop would be launch-bound
             tokens = F.normalize(self.feature_proj(memory + pos), dim=-1)
             queries = F.normalize(self.query_proj(tgt + query_pos), dim=-1)
             protos = prototype_selection(tokens, queries, mask, self.heads)
-        else:  # eager inference: the same values without the B x heads x Q x N scores or extra copies
+        else:  # CPU inference: the same values without the B x heads x Q x N scores or extra copies
             tokens = _normalize_(self.feature_proj(memory + pos))
             queries = _normalize_(self.query_proj(tgt + query_pos))
             protos = gather_prototypes(tokens, prototype_indices_streaming(tokens, queries, mask, self.heads))
