@@ -57,8 +57,13 @@ def setup(device: str) -> tuple[DistInfo, torch.device]:
     return DistInfo(rank, world, local_rank), dev
 
 
-def cleanup() -> None:
+def cleanup(synchronise: bool = True) -> None:
+    """Tear the process group down. ``synchronise``: first wait for every rank, so no rank closes its gloo
+    connections while another still uses them (which aborts that one: "terminate called without an active
+    exception"); pass False on an error path, where the other ranks may never arrive."""
     if dist.is_available() and dist.is_initialized():
+        if synchronise:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -84,9 +84,12 @@ def train(args: argparse.Namespace) -> int:
     device_name = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     info, device = distributed.setup(device_name)
     try:
-        return _train(args, info, device)
-    finally:
-        distributed.cleanup()
+        code = _train(args, info, device)
+    except BaseException:
+        distributed.cleanup(synchronise=False)
+        raise
+    distributed.cleanup()
+    return code
 
 
 def _train(args: argparse.Namespace, info: distributed.DistInfo, device: torch.device) -> int:
