@@ -44,6 +44,9 @@ total, _ = batch_losses(net, model, criterion, half, device)
 total.backward()
 if info.rank == 0:
     torch.save({k: p.grad for k, p in model.named_parameters()}, sys.argv[2])
+# DDP's reducer holds the process group: free it first (as train.py's scope does), or its destructor runs at
+# interpreter exit after the group is gone, which aborted a rank now and then under load
+del net, total
 distributed.cleanup()
 """
 
