@@ -29,7 +29,10 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+from bench_attention import _layer_inputs
 from common import RESULTS
+
+from plugins.tools.bench_prototype_selection import make_inputs
 
 SIZES = ((512, 512), (512, 1024), (1024, 2048), (2048, 4096))
 SCALES = {"1/32": (32, 64), "1/16": (64, 128), "1/8": (128, 256)}
@@ -81,14 +84,7 @@ def attention() -> list[dict[str, Any]]:
     rows = []
     for h, w in SIZES:
         n = (h // 8) * (w // 8)
-        inputs = [
-            torch.randn(1, 100, 256),
-            torch.randn(1, 256, h // 8, w // 8),
-            torch.randn(1, 256, h // 8, w // 8),
-            torch.randn(1, 100, 256),
-            torch.randn(1, 100, n),
-        ]
-        x = [t.to(DEVICE) for t in inputs]
+        x = [t.to(DEVICE) for t in _layer_inputs(h, w)]
         levels = [torch.randn(1, 128, h // s, w // s, device=DEVICE) for s in (32, 16, 8)]
         mask_features = torch.randn(1, 256, h // 4, w // 4, device=DEVICE)
         row: dict[str, Any] = {"size": f"{h}x{w}", "tokens_stride8": n}
@@ -118,12 +114,9 @@ def prototype_selection() -> list[dict[str, Any]]:
 
     lib = cuda_ops.library()
     rows = []
-    g = torch.Generator().manual_seed(0)
     for scale, (h, w) in SCALES.items():
         n = h * w
-        f = torch.nn.functional.normalize(torch.randn(1, n, 256, generator=g), dim=-1).to(DEVICE)
-        q = torch.nn.functional.normalize(torch.randn(1, 100, 256, generator=g), dim=-1).to(DEVICE)
-        m = torch.randn(1, 100, n, generator=g).to(DEVICE)
+        f, q, m = make_inputs(n, DEVICE, torch.float32)  # B=1, Q=100, C=256, as the plugin's own benchmark
         impls: dict[str, Callable[[], torch.Tensor]] = {
             "naive": lambda f=f, q=q, m=m: ps.prototype_selection(f, q, m, 8),
             "streaming": lambda f=f, q=q, m=m: ps.gather_prototypes(

@@ -84,9 +84,8 @@ def describe_onnx(path: Path, max_batch: int) -> ServedModel:
         ) from None
     props = {p.key: p.value for p in graph.metadata_props}
     meta = ModelMeta.from_props(props, str(path))
-    values = {v.name: v for v in [*graph.graph.input, *graph.graph.output]}
-    inputs = tuple(_onnx_tensor(values[i.name]) for i in graph.graph.input)
-    outputs = tuple(_onnx_tensor(values[o.name]) for o in graph.graph.output)
+    inputs = tuple(_onnx_tensor(v) for v in graph.graph.input)
+    outputs = tuple(_onnx_tensor(v) for v in graph.graph.output)
     if meta.batch != 0:
         raise PemError(
             f"{path} has a static batch of {meta.batch}; Triton batches requests: export with "

@@ -54,7 +54,9 @@ def _median_ms(fn: Callable[[], object], repeats: int, sync: Callable[[], None])
     return statistics.median(times)
 
 
-def _inputs(tokens: int, device: str, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def make_inputs(
+    tokens: int, device: str, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(0)
     f = torch.nn.functional.normalize(torch.randn(BATCH, tokens, CHANNELS, generator=gen), dim=-1)
     q = torch.nn.functional.normalize(torch.randn(BATCH, QUERIES, CHANNELS, generator=gen), dim=-1)
@@ -69,7 +71,7 @@ def run_cpu(scales: Sequence[str], repeats: int, time_fused: bool) -> list[Row]:
     for scale in scales:
         h, w = SCALES[scale]
         tokens = h * w
-        f, q, m = _inputs(tokens, "cpu", torch.float32)
+        f, q, m = make_inputs(tokens, "cpu", torch.float32)
         naive_bytes = BATCH * HEADS * tokens * QUERIES * 4
         fused_bytes = hostref.prototype_workspace_bytes(BATCH, QUERIES, CHANNELS, HEADS, tokens=tokens)
 
@@ -99,7 +101,7 @@ def run_cuda(scales: Sequence[str], repeats: int, dtype: torch.dtype) -> list[Ro
     for scale in scales:
         h, w = SCALES[scale]
         tokens = h * w
-        f, q, m = _inputs(tokens, "cuda", dtype)
+        f, q, m = make_inputs(tokens, "cuda", dtype)
         torch.cuda.synchronize()
 
         def peak(fn: Callable[[], object]) -> int:

@@ -37,6 +37,7 @@ class TritonBackend:
     def __init__(self, address: str, timeout_s: float = 30.0) -> None:
         try:
             import tritonclient.grpc as grpcclient
+            from tritonclient.grpc import model_config_pb2
             from tritonclient.utils import InferenceServerException
         except ImportError:
             raise PemError("--triton needs tritonclient: pip install 'pem-rt[triton]'") from None
@@ -69,7 +70,7 @@ class TritonBackend:
         [inp, *rest] = config.input
         if rest:
             raise PemError(f"--triton {address}: the model has {1 + len(rest)} inputs; PEM has one (image)")
-        dtype = "uint8" if inp.data_type == 2 else str(inp.data_type)  # TYPE_UINT8
+        dtype = model_config_pb2.DataType.Name(inp.data_type).removeprefix("TYPE_").lower()  # uint8, fp32...
         check_input(address, self.meta, inp.name, dtype, (-1, *[int(d) for d in inp.dims]))
         check_outputs(address, self.meta, [o.name for o in config.output])
         self.name = f"triton {self.url} model {self.model} (max batch {self.max_batch})"
