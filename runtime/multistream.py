@@ -42,6 +42,7 @@ from runtime.overlay import HudStats, Overlay
 from runtime.pipeline import WINDOW, Outputs, RunState
 from runtime.recorder import FOURCC, Recorder
 from runtime.segmenter import Result, Segmenter
+from runtime.sinks import Delivered, deliver, wants_overlay
 from runtime.sources import Source
 from runtime.tiles import Tiles
 
@@ -340,11 +341,13 @@ class MultiStream:
             per_source, preview = record_targets(out.record, len(self.lanes))
             for lane in self.lanes:
                 if per_source is not None:
-                    lane.recorder = Recorder(per_source[lane.index], lane.source.fps)
+                    lane.recorder = Recorder(per_source[lane.index], lane.source.fps, out.record_codec)
                 if out.save_masks is not None:
                     lane.masks = MaskWriter(out.save_masks / f"source{lane.index}")
             if preview is not None:
-                self._preview = Recorder(preview, max(lane.source.fps for lane in self.lanes))
+                self._preview = Recorder(
+                    preview, max(lane.source.fps for lane in self.lanes), out.record_codec
+                )
             for lane in self.lanes:
                 lane.capture = CaptureThread(
                     lane.source, lane.queue, lane.metrics, lane.stop, self.max_frames, self.segmenter.prepare
@@ -420,16 +423,17 @@ class MultiStream:
         draw_tiles = out.show or self._preview is not None
         if draw_tiles:
             self.tiles.fix_size([frame.image for _, frame, _ in batch])
+        sink_overlay = wants_overlay(out.sinks)
         for lane, frame, result in batch:
             start = time.perf_counter()
-            if draw_tiles or lane.recorder is not None or out.render:
+            image = None
+            if draw_tiles or lane.recorder is not None or out.render or sink_overlay:
                 hud = lane.hud
                 hud.fps = lane.rate.rate
                 hud.frames, hud.dropped = lane.metrics.frames, lane.metrics.dropped
                 hud.infer_ms = result.timings.get("infer", 0.0)
                 hud.latency_ms = (start - frame.captured) * 1e3
-                image = None
-                if lane.recorder is not None or out.render:
+                if lane.recorder is not None or out.render or sink_overlay:
                     image = self.overlay.render(frame.image, result, hud)
                     if lane.recorder is not None:
                         lane.recorder.write(image)
@@ -446,6 +450,9 @@ class MultiStream:
             lane.metrics.add("end_to_end", (now - frame.captured) * 1e3)
             lane.metrics.output_done(now)
             lane.rate.tick(now)
+            if out.sinks:
+                latency = (now - frame.captured) * 1e3
+                deliver(out.sinks, Delivered(lane.index, frame, image, result, latency, lane.metrics))
         if draw_tiles:
             mosaic = self.preview()
             if mosaic is not None:

@@ -30,6 +30,7 @@ from runtime.metrics import RateMeter, StreamMetrics
 from runtime.overlay import HudStats, Overlay
 from runtime.recorder import Recorder
 from runtime.segmenter import Result, Segmenter
+from runtime.sinks import Delivered, Sink, deliver, wants_overlay
 from runtime.sources import Source
 
 WINDOW = "PEM-RT"
@@ -60,6 +61,12 @@ class Outputs:
     hud: bool = True
     progress_every: float = 5.0  # seconds between headless progress lines (0 = none)
     render: bool = False  # draw the overlay even when no window or recording shows it (benchmarks)
+    record_codec: str = "h264"  # runtime/recorder.py CODECS
+    sinks: tuple[Sink, ...] = ()  # runtime/sinks.py: each processed frame also goes to these
+
+    @property
+    def overlay_wanted(self) -> bool:
+        return self.show or self.render or self.record is not None or wants_overlay(self.sinks)
 
 
 @dataclass
@@ -153,7 +160,7 @@ class Pipeline:
         """Process the stream; raises the first stage error (PemError for the expected ones)."""
         out = self.outputs
         self.source.open()
-        recorder = Recorder(out.record, self.source.fps) if out.record else None
+        recorder = Recorder(out.record, self.source.fps, out.record_codec) if out.record else None
         masks = MaskWriter(out.save_masks) if out.save_masks else None
         if self.source.live:
             frames: BoundedQueue[Frame] = BoundedQueue(self.queue_size)
@@ -161,7 +168,7 @@ class Pipeline:
             frames = BoundedQueue(4 * self.queue_size, refill_at=2 * self.queue_size)
         results: BoundedQueue[tuple[Frame, Result]] = BoundedQueue(self.queue_size)
         stop = self.state.stop
-        threaded = out.show or out.render or recorder is not None or masks is not None
+        threaded = out.overlay_wanted or masks is not None or bool(out.sinks)
 
         def hand_over(frame: Frame, result: Result) -> None:
             results.put((frame, result), drop_oldest=False, stop=stop)
@@ -236,7 +243,8 @@ class Pipeline:
     ) -> None:
         start = time.perf_counter()
         out = self.outputs
-        if out.show or recorder is not None or out.render:
+        image = None
+        if out.overlay_wanted:
             hud = self._hud
             hud.fps = self._rate.rate
             hud.frames, hud.dropped = self.metrics.frames, self.metrics.dropped
@@ -255,6 +263,9 @@ class Pipeline:
         self.metrics.add("end_to_end", (now - frame.captured) * 1e3)
         self.metrics.output_done(now)
         self._rate.tick(now)
+        if out.sinks:
+            latency = (now - frame.captured) * 1e3
+            deliver(out.sinks, Delivered(0, frame, image, result, latency, self.metrics))
 
     def _poll_window(self) -> None:
         key = cv2.waitKey(1) & 0xFF
