@@ -73,6 +73,7 @@ class Source:
     live: bool = False  # True: frames arrive at the source's pace; keep only the newest when busy
     fps: float = 30.0
     reconnects: int = 0
+    read_errors: int = 0  # reads of a live source that returned no frame (each one starts a reconnect)
 
     def open(self) -> None:
         """Acquire the device/file/stream (idempotent); a PemError says why it cannot be."""
@@ -201,6 +202,7 @@ class CaptureSource(Source):
             return frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
         if not self.live:
             return None  # end of file
+        self.read_errors += 1
         return self._reconnect(stop)
 
     def _reconnect(self, stop: threading.Event) -> np.ndarray | None:

@@ -9,6 +9,8 @@ Examples:
     pem stream --camera 0 --camera 1 --source rtsp://cam3/live --onnx m_dynamic.onnx   # batched, tiled
     pem stream --sources cameras.txt --headless --record out_{i}.mp4 --metrics all.json
     pem stream --sources cameras.txt --triton grpc://gpu-server:8001/pem_cityscapes --headless
+    pem stream --source rtsp://cam.local/live --headless --serve 0.0.0.0:8080 --metrics-port 9100
+    pem stream --source rtsp://cam.local/live --headless --results - | my_program   # JSON line per frame
 
 Keys in the window: q or Esc quits. Headless: Ctrl-C (or q + Enter on a terminal) stops; the recording
 and metrics are finalised on every way out. Never imports torch.
@@ -138,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(source{i}.mp4 in it), or out.mp4 (the tiled preview)",
     )
     out.add_argument(
+        "--record-codec",
+        choices=("h264", "hevc", "mjpeg", "mp4v"),
+        default="h264",
+        help="codec of --record: h264 plays everywhere (default), hevc is smaller, mjpeg is cheapest to "
+        "encode, mp4v is MPEG-4 Part 2",
+    )
+    out.add_argument(
         "--save-masks",
         type=Path,
         metavar="DIR",
@@ -146,9 +155,37 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--metrics", type=Path, metavar="FILE.json", help="frames, dropped, FPS, latency percentiles"
     )
+    out.add_argument(
+        "--results",
+        metavar="FILE|-",
+        help="one JSON line per frame (time, source, frame, class shares, panoptic segments with area and "
+        "box); - for stdout (messages then go to stderr)",
+    )
+    watch = p.add_argument_group("watching a headless run")
+    watch.add_argument(
+        "--serve",
+        metavar="[HOST:]PORT",
+        help="live view in a browser at http://HOST:PORT/ (MJPEG; every source side by side, legend, "
+        "FPS/latency); 127.0.0.1 unless HOST is given (0.0.0.0: the whole network, no authentication)",
+    )
+    watch.add_argument(
+        "--metrics-port",
+        metavar="[HOST:]PORT",
+        help="Prometheus metrics at http://HOST:PORT/metrics (per source: frames, dropped, reconnects, "
+        "decode errors, FPS, per-stage latency histograms; batch sizes); 127.0.0.1 unless HOST is given",
+    )
+    watch.add_argument(
+        "--linger",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="after the stream ends, keep --serve and --metrics-port up S seconds (SIGTERM/Ctrl-C ends)",
+    )
     out.add_argument("--alpha", type=float, default=0.5, help="opacity of the class colours, 0..1 (0.5)")
     out.add_argument("--no-hud", action="store_true", help="no HUD and legend on the overlay")
-    out.add_argument("--verbose", action="store_true", help="keep OpenCV/FFmpeg's own log messages")
+    out.add_argument(
+        "--verbose", action="store_true", help="every message of OpenCV/FFmpeg and the libraries, unfiltered"
+    )
     return p
 
 
@@ -221,7 +258,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.max_batch is not None and args.max_batch < 1:
         raise PemError(f"--max-batch {args.max_batch}: must be at least 1")
     quiet_opencv(args.verbose)
-    log = lambda msg: print(msg, flush=True)  # noqa: E731
+    field = run_output_options(args)
+    to = sys.stderr if field.results == "-" else sys.stdout
+    log = lambda msg: print(msg, flush=True, file=to)  # noqa: E731
     specs = source_specs(args.inputs)
     if args.triton is not None:
         from runtime.backends.triton_backend import parse_address
@@ -255,9 +294,31 @@ def _run(args: argparse.Namespace) -> int:
     note = batch_note(segmenter.backend.path, segmenter.meta.batch, segmenter.max_batch, len(sources))
     if note:
         log(note)
-    if len(sources) == 1:
-        return _run_single(args, sources[0], segmenter, show, log)
-    return _run_multi(args, sources, segmenter, show, log)
+    from runtime.run_outputs import open_run_outputs
+
+    names = [source.description for source in sources]
+    with open_run_outputs(field, segmenter.meta, names, log) as watched:
+        if len(sources) == 1:
+            return _run_single(args, sources[0], segmenter, show, log, watched)
+        return _run_multi(args, sources, segmenter, show, log, watched)
+
+
+def run_output_options(args: argparse.Namespace) -> Any:
+    """--serve, --metrics-port, --results, --linger as runtime.run_outputs.RunOutputOptions."""
+    from runtime.live_view import parse_serve
+    from runtime.run_outputs import RunOutputOptions
+
+    if args.linger < 0:
+        raise PemError(f"--linger {args.linger:g}: must be >= 0 seconds")
+    metrics_at = None
+    if args.metrics_port is not None:
+        metrics_at = parse_serve(args.metrics_port, "--metrics-port")
+    return RunOutputOptions(
+        serve=parse_serve(args.serve) if args.serve is not None else None,
+        metrics_at=metrics_at,
+        results=args.results,
+        linger=args.linger,
+    )
 
 
 def batch_note(model: Path | str, static: int, limit: int, count: int) -> str | None:
@@ -284,7 +345,7 @@ def batch_note(model: Path | str, static: int, limit: int, count: int) -> str | 
     return None
 
 
-def _outputs(args: argparse.Namespace, show: bool) -> Any:
+def _outputs(args: argparse.Namespace, show: bool, watched: Any) -> Any:
     from runtime.pipeline import Outputs
 
     return Outputs(
@@ -294,6 +355,8 @@ def _outputs(args: argparse.Namespace, show: bool) -> Any:
         alpha=args.alpha,
         hud=not args.no_hud,
         progress_every=0.0 if show else 5.0,
+        record_codec=args.record_codec,
+        sinks=watched.sinks,
     )
 
 
@@ -326,9 +389,12 @@ def _run_info(args: argparse.Namespace, segmenter: Any, reason: str, error: str 
     }
 
 
-def _run_single(args: argparse.Namespace, source: Any, segmenter: Any, show: bool, log: Any) -> int:
+def _run_single(
+    args: argparse.Namespace, source: Any, segmenter: Any, show: bool, log: Any, watched: Any
+) -> int:
     from runtime.metrics import STAGES
     from runtime.pipeline import Pipeline
+    from runtime.telemetry import Watched
 
     source.open()
     meta = segmenter.meta
@@ -336,8 +402,9 @@ def _run_single(args: argparse.Namespace, source: Any, segmenter: Any, show: boo
         f"{source.description} -> PEM {meta.name} {meta.task} {meta.input_height}x{meta.input_width} "
         f"on {segmenter.name} ({args.resize}; {'live: newest frames kept' if source.live else 'every frame'})"
     )
-    outputs = _outputs(args, show)
+    outputs = _outputs(args, show, watched)
     pipeline = Pipeline(segmenter, source, outputs, args.frames, log=log)
+    watched.watch([Watched(0, source.description, pipeline.metrics, lambda: source.read_errors)])
 
     error: str | None = None
     try:
@@ -378,11 +445,14 @@ def _run_single(args: argparse.Namespace, source: Any, segmenter: Any, show: boo
     return 0
 
 
-def _run_multi(args: argparse.Namespace, sources: list[Any], segmenter: Any, show: bool, log: Any) -> int:
+def _run_multi(
+    args: argparse.Namespace, sources: list[Any], segmenter: Any, show: bool, log: Any, watched: Any
+) -> int:
     from runtime.multistream import MultiStream
+    from runtime.telemetry import Watched
 
     meta = segmenter.meta
-    outputs = _outputs(args, show)
+    outputs = _outputs(args, show, watched)
     run = MultiStream(
         segmenter,
         sources,
@@ -400,6 +470,13 @@ def _run_multi(args: argparse.Namespace, sources: list[Any], segmenter: Any, sho
     for lane in run.lanes:
         kind = "live: newest frames kept" if lane.source.live else "every frame"
         log(f"  source {lane.index}: {lane.source.description} ({kind})")
+    watched.watch(
+        [
+            Watched(lane.index, lane.source.description, lane.metrics, _read_errors(lane.source))
+            for lane in run.lanes
+        ],
+        run.metrics,
+    )
 
     error: str | None = None
     try:
@@ -445,6 +522,10 @@ def _run_multi(args: argparse.Namespace, sources: list[Any], segmenter: Any, sho
         names = ", ".join(lane.source.description for lane in empty)
         raise PemError(f"{names}: delivered no frames (empty or unreadable)")
     return 0
+
+
+def _read_errors(source: Any) -> Callable[[], int]:
+    return lambda: int(source.read_errors)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
