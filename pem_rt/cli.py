@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "stream": ("runtime.stream", "live segmentation of a camera, video, RTSP stream or image folder"),
     "triton-repo": ("export.triton_repo", "engine or ONNX -> Triton Inference Server model repository"),
+    "doctor": ("pem_rt.doctor", "what this machine can run (stream, build, train) and what to fix"),
 }
 
 
