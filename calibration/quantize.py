@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import onnx
 from export.surgery import prototype_selection_matmuls
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_path
+from pem_rt.log import library_messages
 
 
 @dataclass(frozen=True)
@@ -30,11 +30,6 @@ class QuantizeReport:
     quantized_nodes: int
     qdq_pairs: int
     excluded: tuple[str, ...]
-
-
-def _quiet_modelopt() -> None:
-    for name in ("modelopt", "modelopt.onnx", "modelopt.onnx.autocast", "root"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def quantize_int8(
@@ -50,8 +45,7 @@ def quantize_int8(
 
     model = onnx.load(str(reference))
     excluded = tuple(prototype_selection_matmuls(model)) + tuple(exclude_patterns)
-    _quiet_modelopt()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, library_messages(False, "modelopt", "root"):
         tmp_out = Path(tmp) / "int8.onnx"
         with contextlib.redirect_stdout(io.StringIO()):
             quantize(

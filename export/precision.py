@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import tempfile
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import onnx
 
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_path
+from pem_rt.log import library_messages
 
 
 def convert_fp16(reference: Path, out: Path, frames: np.ndarray, keep_fp32: tuple[str, ...] = ()) -> int:
@@ -28,11 +28,9 @@ def convert_fp16(reference: Path, out: Path, frames: np.ndarray, keep_fp32: tupl
     """
     from modelopt.onnx.autocast import convert_to_mixed_precision
 
-    for name in ("modelopt", "modelopt.onnx", "modelopt.onnx.autocast", "root"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
     source = onnx.load(str(reference))
     batch = source.graph.input[0].type.tensor_type.shape.dim[0].dim_value or 1
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, library_messages(False, "modelopt", "root"):
         data = Path(tmp) / "frames"
         data.mkdir()
         for i in range(0, len(frames) - batch + 1, batch):

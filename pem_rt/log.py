@@ -9,7 +9,8 @@
 Rules (STYLE.md): libraries never print and never touch the root logger or the global warning filters.
 :func:`configure` gives the ``pem_rt`` logger one handler of its own (it does not propagate to the
 root). :func:`library_messages` routes the named third-party loggers through a :class:`RepeatCounter`
-for the duration of a block only, and puts their handlers, level and propagation back afterwards.
+for the duration of a block only, and puts their handlers, level and propagation back afterwards (the
+root logger too, when a library logs through it: nothing of it outlives the block).
 The counter passes each distinct message on once, counts its repeats (numbers in a message do not
 make it distinct) and ends with one line per repeated message; messages that are harmless on a machine
 without an NVIDIA GPU (NVML or the GPU count missing) are dropped there. ``verbose`` passes everything.
@@ -19,8 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import sys
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -68,18 +71,20 @@ def has_nvidia_gpu(root: Path = Path("/")) -> bool:
 
 
 def _key(message: str) -> str:
-    """What makes two messages the same: numbers, hex ids and quoted names do not count."""
-    text = re.sub(r"0x[0-9a-fA-F]+|\d+(\.\d+)?", "#", message.strip())
-    return re.sub(r"'[^']*'|\"[^\"]*\"|\[[^\]]*\]", "…", text)[:200]
+    """What makes two messages the same: names with digits or underscores, numbers, quoted text and
+    bracketed text do not count ("in op node_clamp_3_min ..." and "in op node_clamp_min ..." are one)."""
+    text = re.sub(r"'[^']*'|\"[^\"]*\"|\[[^\]]*\]|\([^)]*\)", "…", message.strip())
+    return re.sub(r"\b\w*[\d_]\w*\b", "#", text)[:200]
 
 
 @dataclass
 class RepeatCounter:
-    """Passes each distinct third-party message to ``emit`` once and counts the repeats.
+    """Counts third-party messages: errors are passed to ``emit`` at once, everything else once per
+    distinct message in :meth:`summary` with how often it came.
 
     Args:
-        emit: where passed-on lines go.
-        verbose: pass every message, repeats included (nothing is counted or dropped).
+        emit: where lines go.
+        verbose: pass every message as it comes (nothing is counted or dropped).
         gpu: whether this machine has an NVIDIA GPU (without one, :data:`HARMLESS_WITHOUT_GPU` is dropped).
     """
 
@@ -89,60 +94,121 @@ class RepeatCounter:
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     first: dict[tuple[str, str], str] = field(default_factory=dict)
     dropped: int = 0
+    shown: set[tuple[str, str]] = field(default_factory=set)
 
     def __call__(self, source: str, level: str, message: str) -> None:
-        line = f"{source} {level}: {message.strip()}"
+        text = message.strip()
+        if not text:
+            return
+        line = f"{source} {level.lower()}: {text}"
         if self.verbose:
             self.emit(line)
             return
-        if not self.gpu and any(p.search(message) for p in HARMLESS_WITHOUT_GPU):
+        if not self.gpu and any(p.search(text) for p in HARMLESS_WITHOUT_GPU):
             self.dropped += 1
             return
-        key = (source, _key(message))
+        key = (source, _key(text))
         self.counts[key] += 1
         if self.counts[key] == 1:
             self.first[key] = line
-            self.emit(line)
+            if level.upper() in ("ERROR", "INTERNAL_ERROR", "CRITICAL"):
+                self.shown.add(key)
+                self.emit(line)
 
     def summary(self) -> list[str]:
-        """One line per message that came more than once."""
+        """One line per distinct message not shown yet: the first of its kind and how often it came."""
         lines = []
         for key, n in self.counts.items():
-            if n > 1:
-                head, text = self.first[key].split(": ", 1)
-                short = text if len(text) <= 72 else text[:69] + "..."
-                lines.append(f"{head}: '{short}' {n} times (shown once; --verbose shows each)")
+            if key in self.shown and n == 1:
+                continue
+            line = self.first[key]
+            shown = line if len(line) <= 150 else line[:147] + "..."
+            lines.append(f"{shown} [{n}x]" if n > 1 else shown)
+        self.counts.clear()
         return lines
 
 
 class _ToCounter(logging.Handler):
     def __init__(self, counter: RepeatCounter, source: str) -> None:
-        super().__init__(logging.DEBUG)
+        super().__init__(logging.DEBUG if counter.verbose else logging.WARNING)
         self.counter, self.source = counter, source
 
     def emit(self, record: logging.LogRecord) -> None:
         self.counter(self.source, record.levelname, record.getMessage())
 
 
+_active: list[RepeatCounter] = []  # the counter of the outermost library_messages block, if any
+
+
+def _family(prefix: str) -> list[logging.Logger]:
+    """``prefix`` and every logger created under it so far (``"root"``: the root logger alone, for
+    libraries that log through ``logging.warning()``; it gets its handlers back after the block)."""
+    if prefix == "root":
+        return [logging.getLogger()]
+    names = [n for n in list(logging.root.manager.loggerDict) if n == prefix or n.startswith(prefix + ".")]
+    return [logging.getLogger(n) for n in sorted({prefix, *names})]
+
+
 @contextlib.contextmanager
 def library_messages(
-    verbose: bool, *loggers: str, emit: Callable[[str], None] | None = None
+    verbose: bool, *prefixes: str, emit: Callable[[str], None] | None = None
 ) -> Iterator[RepeatCounter]:
-    """For the block, send the named third-party Python loggers' records (WARNING and up, all with
-    ``verbose``) through one :class:`RepeatCounter`; then restore them and emit the summary lines."""
+    """For the block, send the records of the named third-party logger trees (``"modelopt"``: every
+    ``modelopt.*`` logger; ``"root"``: what libraries log through the root logger) through one
+    :class:`RepeatCounter`; then restore every logger touched and emit the summary. Inside an outer block
+    the outer counter is used (and summarises at its end)."""
+    outer = _active[0] if _active else None
     out = emit or (lambda line: print(line, file=sys.stderr, flush=True))
-    counter = RepeatCounter(out, verbose)
+    counter = outer or RepeatCounter(out, verbose)
     saved = []
-    for name in loggers:
-        logger = logging.getLogger(name)
-        saved.append((logger, list(logger.handlers), logger.level, logger.propagate))
-        logger.handlers = [_ToCounter(counter, name.split(".")[0])]
-        logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
-        logger.propagate = False
+    for prefix in prefixes:
+        family = _family(prefix)
+        for logger in family:
+            saved.append((logger, list(logger.handlers), logger.level, logger.propagate))
+            top = logger is family[0]
+            logger.handlers = [_ToCounter(counter, prefix)] if top else []
+            logger.setLevel(logging.DEBUG if counter.verbose else logging.WARNING)
+            logger.propagate = not top
+    if outer is None:
+        _active.append(counter)
     try:
         yield counter
     finally:
-        for logger, handlers, level, propagate in saved:
+        for logger, handlers, level, propagate in reversed(saved):
             logger.handlers, logger.level, logger.propagate = handlers, level, propagate
-        for line in counter.summary():
-            out(line)
+        if outer is None:
+            _active.clear()
+            for line in counter.summary():
+                counter.emit(line)
+
+
+@contextlib.contextmanager
+def native_output(counter: RepeatCounter | None, source: str) -> Iterator[None]:
+    """For the block, what native libraries print on the process's stdout (fd 1: TensorRT's builder
+    prints some warnings itself, bypassing its logger) goes through ``counter`` line by line. Python's own
+    prints must not happen inside the block; stderr (progress bars) is left alone."""
+    if counter is None or counter.verbose:
+        yield
+        return
+    sys.stdout.flush()
+    read_end, write_end = os.pipe()
+    saved = os.dup(1)
+    os.dup2(write_end, 1)
+    os.close(write_end)
+
+    def pump() -> None:
+        with os.fdopen(read_end, "r", errors="replace") as pipe:
+            for line in pipe:
+                level = "warning" if re.match(r"\s*(WARNING|\[W\])", line) else "message"
+                text = re.sub(r"^\s*(WARNING:|\[W\])\s*", "", line)
+                counter(source, level, text)
+
+    reader = threading.Thread(target=pump, name="native-output", daemon=True)
+    reader.start()
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)  # closes the pipe's last write end: the reader sees EOF
+        os.close(saved)
+        reader.join(10)

@@ -36,6 +36,11 @@ class TensorRT:
         return str(self.module.__version__)
 
     @property
+    def name(self) -> str:
+        """How messages name it: TensorRT or TensorRT-RTX."""
+        return "TensorRT-RTX" if self.flavour == "tensorrt_rtx" else "TensorRT"
+
+    @property
     def ahead_of_time(self) -> bool:
         """True when engines can be built without a GPU for named compute capabilities."""
         return self.flavour == "tensorrt_rtx"
