@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from pem_rt.errors import PemError
+from runtime.gpu_decode import Decoder, choose_decoder, open_nvdec
 from runtime.synthetic import FPS as SYNTHETIC_FPS
 from runtime.synthetic import SyntheticScene
 
@@ -176,9 +177,18 @@ class CaptureSource(Source):
         self.log = log
         self.cap: Any = None
         self.frames = 0
+        self.decoder: Decoder | None = None  # runtime/gpu_decode.py: NVDEC or a Jetson pipeline
 
     def _open_capture(self) -> Any:
-        cap = cv2.VideoCapture(self.target, self.api, self.params)
+        if self.decoder is not None and self.decoder.kind == "nvdec":
+            cap = open_nvdec(str(self.target), self.log)
+            if cap is not None:
+                return cap
+            self.decoder = None  # said in one line; OpenCV from now on
+        if self.decoder is not None and self.decoder.kind == "gstreamer":
+            cap = cv2.VideoCapture(self.decoder.pipeline, cv2.CAP_GSTREAMER)
+        else:
+            cap = cv2.VideoCapture(self.target, self.api, self.params)
         if not cap.isOpened():
             cap.release()
             return None
@@ -299,7 +309,7 @@ def _network(url: str, reconnect_timeout: float, log: Log) -> CaptureSource:
         cv2.CAP_PROP_READ_TIMEOUT_MSEC,
         NETWORK_TIMEOUT_MS,
     ]
-    return CaptureSource(
+    source = CaptureSource(
         url,
         url,
         live=True,
@@ -312,6 +322,16 @@ def _network(url: str, reconnect_timeout: float, log: Log) -> CaptureSource:
         ),
         log=log,
     )
+    return _with_hardware_decoder(source, log)
+
+
+def _with_hardware_decoder(source: CaptureSource, log: Log) -> CaptureSource:
+    """Decode ``source`` with NVDEC or a Jetson's decoder where this machine has one (one line if not)."""
+    decoder = choose_decoder(str(source.target), has_gstreamer())
+    if decoder.note:
+        log(f"{source.description}: {decoder.note}")
+    source.decoder = decoder if decoder.kind != "opencv" else None
+    return source
 
 
 def _files(spec: str) -> Source | None:
@@ -392,7 +412,7 @@ def open_source(
         raise PemError(f"--source {spec}: no such file or folder (expected {SOURCE_KINDS})")
     if not path.is_file() or not os.access(path, os.R_OK):
         raise PemError(f"--source {spec}: not a readable file")
-    return CaptureSource(
+    video = CaptureSource(
         str(path),
         f"video {path.name}",
         live=False,
@@ -403,3 +423,4 @@ def open_source(
         ),
         log=log,
     )
+    return _with_hardware_decoder(video, log)
