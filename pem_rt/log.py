@@ -50,15 +50,33 @@ def get_logger(name: str | None = None) -> logging.Logger:
     return logging.getLogger(f"{LOGGER_NAME}.{name}" if name else LOGGER_NAME)
 
 
-def configure(verbose: bool = False, stream: TextIO | None = None) -> logging.Logger:
-    """Give the project logger one console handler (idempotent): INFO, or DEBUG with ``verbose``."""
+class _Console(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` / ``sys.stderr`` is when a record comes (tests swap them)."""
+
+    def __init__(self, which: str) -> None:
+        super().__init__()
+        self.which = which
+
+    @property
+    def stream(self) -> TextIO:
+        return getattr(sys, self.which)
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:  # StreamHandler.__init__ sets it; the property decides
+        pass
+
+
+def configure(verbose: bool = False, stderr: bool = False) -> logging.Logger:
+    """Give the project logger one console handler (idempotent): INFO, or DEBUG with ``verbose``, on
+    stdout (``stderr``: on stderr, when stdout carries data such as ``--results -``)."""
     logger = get_logger()
     handler = next((h for h in logger.handlers if h.get_name() == _HANDLER_NAME), None)
-    if handler is None:
-        handler = logging.StreamHandler(stream or sys.stdout)
+    if not isinstance(handler, _Console):
+        handler = _Console("stdout")
         handler.set_name(_HANDLER_NAME)
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
+    handler.which = "stderr" if stderr else "stdout"
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     logger.propagate = False
     return logger

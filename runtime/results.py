@@ -14,10 +14,9 @@ ends, so a reader never sees half of it.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -25,6 +24,7 @@ from typing import IO, Any
 import numpy as np
 
 from pem_rt.errors import PemError
+from pem_rt.files import atomic_path
 from pem_rt.model_meta import ModelMeta
 from runtime.segmenter import VOID, Result
 from runtime.sinks import Delivered
@@ -95,7 +95,7 @@ class ResultsWriter:
         self.meta, self.names = meta, source_names
         self.lines = 0
         self.path: Path | None = None
-        self._tmp: Path | None = None
+        self._atomic: contextlib.AbstractContextManager[Path] | None = None
         self._direct = False
         if target == STDOUT:
             self._file: IO[str] = sys.stdout
@@ -107,14 +107,12 @@ class ResultsWriter:
             return
         if self.path.is_dir():
             raise PemError(f"--results {target}: is a folder; pass a file such as results.jsonl, or -")
+        self._atomic = atomic_path(self.path)  # the file appears, complete, when the run ends
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent)
+            tmp = self._atomic.__enter__()
         except OSError as e:
             raise PemError(f"--results {target}: cannot write there ({e.strerror})") from None
-        os.fchmod(fd, 0o666 & ~_current_umask())
-        self._tmp = Path(name)
-        self._file = os.fdopen(fd, "w", encoding="utf-8")
+        self._file = open(tmp, "w", encoding="utf-8")  # noqa: SIM115 (closed in close())
 
     def write(self, item: Delivered) -> None:
         name = self.names[item.source] if item.source < len(self.names) else str(item.source)
@@ -126,19 +124,8 @@ class ResultsWriter:
         if self._direct:
             self._file.close()
             self._direct = False
-        if self._tmp is None:
+        if self._atomic is None:
             return
         self._file.close()
-        os.replace(self._tmp, self.path)  # type: ignore[arg-type]
-        self._tmp = None
-
-
-def _current_umask() -> int:
-    """The process umask, read without changing it (from /proc; 0o022 where there is none)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except OSError:
-        pass
-    return 0o022
+        atomic, self._atomic = self._atomic, None
+        atomic.__exit__(None, None, None)

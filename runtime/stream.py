@@ -32,6 +32,7 @@ from typing import Any
 from pem_rt.command import run_command
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_write_text
+from pem_rt.log import configure
 
 DEFAULT_BATCH_TIMEOUT_MS = (
     10.0  # runtime.multistream.DEFAULT_BATCH_TIMEOUT (not imported: --help stays light)
@@ -259,8 +260,7 @@ def _run(args: argparse.Namespace) -> int:
         raise PemError(f"--max-batch {args.max_batch}: must be at least 1")
     quiet_opencv(args.verbose)
     field = run_output_options(args)
-    to = sys.stderr if field.results == "-" else sys.stdout
-    log = lambda msg: print(msg, flush=True, file=to)  # noqa: E731
+    log = configure(args.verbose, stderr=field.results == "-").info  # the project logger (pem_rt/log.py)
     specs = source_specs(args.inputs)
     if args.triton is not None:
         from runtime.backends.triton_backend import parse_address

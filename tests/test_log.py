@@ -63,10 +63,12 @@ def test_library_loggers_and_the_root_logger_are_restored() -> None:
 
 def test_project_logger_has_one_handler_and_never_propagates() -> None:
     logger = configure()
-    configure(verbose=True)
+    configure(verbose=True, stderr=True)
     assert [h.get_name() for h in logger.handlers] == ["pem_rt-console"] and not logger.propagate
     assert logger.level == logging.DEBUG and get_logger("stream").parent is logger
+    assert logger.handlers[0].stream is sys.stderr  # type: ignore[attr-defined]
     configure()
+    assert logger.handlers[0].stream is sys.stdout  # type: ignore[attr-defined]
 
 
 def test_native_prints_go_through_the_counter() -> None:
