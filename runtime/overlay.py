@@ -12,12 +12,16 @@ is left out when it cannot fit.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from pem_rt.model_meta import ModelMeta
-from runtime.segmenter import VOID, Result
+from pem_rt.segments import VOID
+
+if TYPE_CHECKING:
+    from runtime.segmenter import Result  # types only: segmenter imports the stream loop (Segmenter.stream)
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 

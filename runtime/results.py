@@ -19,15 +19,18 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_path
 from pem_rt.model_meta import ModelMeta
-from runtime.segmenter import VOID, Result
+from pem_rt.segments import VOID
 from runtime.sinks import Delivered
+
+if TYPE_CHECKING:
+    from runtime.segmenter import Result  # types only: segmenter imports the stream loop (Segmenter.stream)
 
 STDOUT = "-"
 

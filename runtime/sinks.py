@@ -9,14 +9,17 @@ command on every way out, after ``--linger``); the loop only writes to it.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from runtime.capture import Frame
 from runtime.metrics import StreamMetrics
-from runtime.segmenter import Result
+
+if TYPE_CHECKING:
+    from runtime.segmenter import Result  # types only: segmenter imports the stream loop (Segmenter.stream)
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,20 @@ def wants_overlay(sinks: tuple[Sink, ...]) -> bool:
 def deliver(sinks: tuple[Sink, ...], item: Delivered) -> None:
     for sink in sinks:
         sink.write(item)
+
+
+def to_sinks(
+    sinks: tuple[Sink, ...],
+    source: int,
+    frame: Frame,
+    overlay: np.ndarray | None,
+    result: Result,
+    metrics: StreamMetrics,
+) -> None:
+    """The stream loop's one hook: hand a finished frame to every sink (nothing to do without sinks)."""
+    if sinks:
+        latency = (time.perf_counter() - frame.captured) * 1e3
+        deliver(sinks, Delivered(source, frame, overlay, result, latency, metrics))
 
 
 def close_all(sinks: tuple[Sink, ...]) -> None:

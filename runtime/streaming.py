@@ -22,12 +22,11 @@ import numpy as np
 
 from runtime.capture import BoundedQueue, Closed
 from runtime.metrics import StreamMetrics
-from runtime.segmenter import Result
 from runtime.sinks import Delivered
 from runtime.sources import Source, open_source
 
 if TYPE_CHECKING:
-    from runtime.segmenter import Segmenter
+    from runtime.segmenter import Result, Segmenter
 
 Callback = Callable[[np.ndarray, Result], object]
 SourceLike = Source | str | int
