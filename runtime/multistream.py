@@ -156,7 +156,7 @@ class MultiMetrics:
         }
 
 
-Batch = list[tuple[Lane, Frame, Result]]
+Batch = list[tuple[Lane, Frame, "Result"]]
 
 
 def resized(image: np.ndarray, result: Result, size: tuple[int, int]) -> tuple[np.ndarray, Result]:

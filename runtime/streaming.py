@@ -28,7 +28,7 @@ from runtime.sources import Source, open_source
 if TYPE_CHECKING:
     from runtime.segmenter import Result, Segmenter
 
-Callback = Callable[[np.ndarray, Result], object]
+Callback = Callable[[np.ndarray, "Result"], object]
 SourceLike = Source | str | int
 
 
