@@ -19,10 +19,10 @@ from typing import Any
 from pem_rt.command import run_command
 from pem_rt.errors import PemError
 from training.cli_args import add_model_args, parse_size
-from training.data.loader import DATASET_NAMES, DEFAULTS
+from training.data.loader import DATASET_NAMES, dataset_defaults
 
 # Reference base learning rates (configs of the PEM repository): Cityscapes 7e-4, ADE20K 4e-4.
-DEFAULT_LR = {"cityscapes": 7e-4, "ade20k": 4e-4, "coco-panoptic": 1e-4}
+DEFAULT_LR = {"cityscapes": 7e-4, "ade20k": 4e-4, "coco-panoptic": 1e-4, "custom": 4e-4}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,9 +31,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_model_args(p)
     d = p.add_argument_group("data")
-    d.add_argument("--data", type=Path, required=True, help="dataset root (e.g. the Cityscapes folder)")
     d.add_argument(
-        "--dataset", choices=DATASET_NAMES, default=None, help="dataset format (default: the preset's)"
+        "--data",
+        type=Path,
+        required=True,
+        help="dataset root (the Cityscapes folder, or one with dataset.yaml)",
+    )
+    d.add_argument(
+        "--dataset",
+        choices=DATASET_NAMES,
+        default=None,
+        help="dataset format (default: custom where DIR/dataset.yaml exists, else the preset's)",
     )
     d.add_argument("--train-split", default="train", help="training split (default train)")
     d.add_argument(
@@ -75,7 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--no-object-weight", type=float, default=0.1)
     w = p.add_argument_group("weights and run")
     w.add_argument("--backbone-weights", type=Path, default=None, help="ImageNet backbone (.pth/.pkl)")
-    w.add_argument("--weights", type=Path, default=None, help="initial weights: official PEM or a PEM-RT .pt")
+    w.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        help="initial weights: official PEM or a PEM-RT .pt, of any classes (what fits is kept, the class "
+        "head re-initialised; both are printed)",
+    )
+    w.add_argument(
+        "--freeze-backbone", action="store_true", help="train without updating the backbone (small datasets)"
+    )
     w.add_argument(
         "--resume",
         nargs="?",
@@ -126,7 +143,7 @@ def validate(args: argparse.Namespace) -> None:
 
 
 def resolve_defaults(args: argparse.Namespace, dataset: str) -> dict[str, Any]:
-    crop, base, short = DEFAULTS[dataset]
+    crop, base, short = dataset_defaults(dataset)
     return {
         "crop": args.crop or crop,
         "base_size": args.base_size or base,

@@ -18,16 +18,19 @@ from tqdm import tqdm
 
 from pem_rt.errors import PemError
 from training import distributed
-from training.checkpoint import Checkpoint, load_checkpoint, read_torch_file, save_checkpoint
+from training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from training.cli_args import model_config_from_args
+from training.data.choose import choose_dataset
 from training.data.loader import TrainDataset, TrainSampler, collate_train, open_dataset
 from training.data.records import DatasetSource
 from training.data.transforms import AugmentConfig
+from training.dataset_check import startup_check
 from training.engine import batch_losses, gather_rng_states, mean_over_ranks, set_rng_state
 from training.evaluation import EvalResult, evaluate_model
 from training.losses.criterion import LossConfig, SetCriterion
 from training.model import PEM, ModelConfig, build_model
-from training.model.weights import load_backbone, load_official
+from training.model.transfer import freeze_backbone, load_weights
+from training.model.weights import load_backbone
 from training.optim import OptimConfig, build_optimizer, build_scheduler
 from training.run_log import MetricsLog, final_report
 from training.train import resolve_defaults, validate
@@ -37,22 +40,14 @@ def check_dataset_matches(cfg: ModelConfig, source: DatasetSource) -> None:
     if cfg.num_classes != len(source.meta.classes) or cfg.dataset.name != source.meta.name:
         raise PemError(
             f"preset {cfg.name} predicts {cfg.num_classes} {cfg.dataset.name} classes but dataset "
-            f"{source.meta.name} has {len(source.meta.classes)}; use a {source.meta.name}-* preset"
+            f"{source.meta.name} has {len(source.meta.classes)}; use a {source.meta.name}-* preset, or an "
+            "architecture (--preset tiny|stdc1|stdc2|r50) that takes the data's classes"
         )
 
 
 def load_initial_weights(model: PEM, path: Path) -> str:
-    data = read_torch_file(path) if path.suffix != ".pkl" else None
-    if isinstance(data, dict) and data.get("format") == "pem-rt/1":
-        ckpt = load_checkpoint(path)
-        if ckpt.config.num_classes != model.cfg.num_classes:
-            raise PemError(
-                f"--weights {path} predicts {ckpt.config.num_classes} classes ({ckpt.config.name}) but the "
-                f"preset {model.cfg.name} has {model.cfg.num_classes}; choose the matching preset"
-            )
-        model.load_state_dict(ckpt.model)
-        return f"loaded PEM-RT checkpoint {path} (step {ckpt.extra.get('step', '?')})"
-    return f"loaded official weights {path}: " + load_official(model, path).summary().replace("\n", "; ")
+    """``--weights``: what fits is kept, the class head re-initialised for other classes (printed)."""
+    return "\n".join(load_weights(model, path).lines())
 
 
 def resume_path(args: argparse.Namespace, run_dir: Path) -> Path | None:
@@ -93,8 +88,8 @@ def train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, info: distributed.DistInfo, device: torch.device) -> int:
-    cfg = model_config_from_args(args)
-    dataset = args.dataset or cfg.dataset.name
+    dataset, data_meta = choose_dataset(args.preset, args.dataset, args.data)
+    cfg = model_config_from_args(args, data_meta)
     if cfg.inference.task == "instance":
         raise PemError("--task instance is not trained here; train --task panoptic (instances come from it)")
     panoptic = cfg.inference.task == "panoptic"
@@ -105,6 +100,8 @@ def _train(args: argparse.Namespace, info: distributed.DistInfo, device: torch.d
         raise PemError(
             f"{run_dir} already holds a run (last.pt); pass --resume to continue it or another --out"
         )
+    if dataset == "custom":  # every file read once before the first step: a bad one is a clear line now
+        startup_check(args.data, (args.train_split, args.val_split), not args.no_progress and info.main)
     source = open_dataset(dataset, args.data, args.train_split, panoptic)
     check_dataset_matches(cfg, source)
     val_source = open_dataset(dataset, args.data, args.val_split, panoptic) if args.val_split else None
@@ -116,6 +113,8 @@ def _train(args: argparse.Namespace, info: distributed.DistInfo, device: torch.d
         log(f"backbone: {load_backbone(model, args.backbone_weights).summary()}".replace("\n", "; "))
     if args.weights:
         log(load_initial_weights(model, args.weights))
+    if args.freeze_backbone:
+        log(freeze_backbone(model))
     model.to(device)
     if info.enabled:
         model = distributed.convert_sync_batchnorm(model, device)  # type: ignore[assignment]
