@@ -13,6 +13,7 @@ prints them all, the readers refuse a split that has any.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,7 @@ def read_instances(path: Path, image_dir: Path, names: tuple[str, ...]) -> CocoI
         entry, problem = _annotation(ann, images, cmap, path)
         if problem is not None:
             problems.append(problem)
-        elif entry is not None:
+        if entry is not None:
             images[int(ann["image_id"])].annotations.append(entry)
     return CocoIndex(path, images, data["categories"], problems)
 
@@ -131,7 +132,10 @@ def _annotation(
     if problem is not None:
         return None, Problem(path, f"annotation {aid} ({img.file.name}): {problem}")
     area = float(ann.get("area") or 0.0)
-    return Annotation(aid, cmap[cid], seg, bool(ann.get("iscrowd", 0)), area), None
+    entry = Annotation(aid, cmap[cid], seg, bool(ann.get("iscrowd", 0)), area)
+    if isinstance(seg, list) and any(_area(poly) <= 0 for poly in seg):
+        return entry, Problem(path, f"annotation {aid} ({img.file.name}): polygon of zero area", error=False)
+    return entry, None
 
 
 def segmentation_problem(seg: Any, h: int, w: int) -> str | None:
@@ -142,12 +146,8 @@ def segmentation_problem(seg: Any, h: int, w: int) -> str | None:
         for poly in seg:
             if not isinstance(poly, list) or not all(isinstance(v, (int, float)) for v in poly):
                 return "a polygon must be a flat list of x, y numbers"
-            if len(poly) < 6 or len(poly) % 2:
+            if len(poly) < 6 or len(poly) % 2:  # pycocotools would read 4 numbers as a box
                 return f"degenerate polygon ({len(poly)} coordinates; need at least 3 x, y points)"
-            xy = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
-            area = 0.5 * abs(np.dot(xy[:, 0], np.roll(xy[:, 1], 1)) - np.dot(xy[:, 1], np.roll(xy[:, 0], 1)))
-            if area <= 0:
-                return "degenerate polygon (zero area)"
         return None
     if isinstance(seg, dict) and "counts" in seg and "size" in seg:
         if list(seg["size"]) != [h, w]:
@@ -166,6 +166,11 @@ def segmentation_problem(seg: Any, h: int, w: int) -> str | None:
     return "segmentation must be polygons (a list of lists) or an RLE {size, counts}"
 
 
+def _area(poly: list[float]) -> float:
+    xy = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
+    return 0.5 * abs(float(np.dot(xy[:, 0], np.roll(xy[:, 1], 1)) - np.dot(xy[:, 1], np.roll(xy[:, 0], 1))))
+
+
 def decode(seg: Any, h: int, w: int) -> np.ndarray:
     """One annotation's segmentation -> bool mask [h, w] (pycocotools)."""
     from pycocotools import mask as mask_utils
@@ -176,7 +181,9 @@ def decode(seg: Any, h: int, w: int) -> np.ndarray:
         rle = mask_utils.frPyObjects(seg, h, w)
     else:
         rle = {"size": [h, w], "counts": seg["counts"].encode("ascii")}
-    mask = mask_utils.decode(rle)
+    with warnings.catch_warnings():  # pycocotools 2.0 on numpy 2: a DeprecationWarning per call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        mask = mask_utils.decode(rle)
     if mask.shape[:2] != (h, w):
         raise ValueError(f"decoded mask {mask.shape} is not {h}x{w}")
     return mask.astype(bool)

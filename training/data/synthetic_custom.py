@@ -148,8 +148,6 @@ class _Writer:
         return out
 
     def _instances(self, image_id: int, classes: np.ndarray, inst: np.ndarray) -> None:
-        from pycocotools import mask as mask_utils
-
         for k, crowd, mask in self._segments(classes, inst):
             ann: dict[str, Any] = {"image_id": image_id, "category_id": k + 1, "iscrowd": int(crowd)}
             fortran = np.asfortranarray(mask.astype(np.uint8))
@@ -157,18 +155,12 @@ class _Writer:
                 contours, _ = cv2.findContours(
                     fortran.copy(order="C"), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
                 )
-                polys = [c.reshape(-1).astype(float).tolist() for c in contours if len(c) >= 3]
-                if not polys:
-                    continue
-                ann["segmentation"] = polys
+                polys = [c.reshape(-1).astype(float).tolist() for c in contours if cv2.contourArea(c) > 0]
+                ann["segmentation"] = polys or _compressed_rle(fortran)  # a line-thin instance: RLE
             elif k == 1 and not crowd and k not in self.things:
                 ann["segmentation"] = _uncompressed_rle(mask)
             else:
-                rle = mask_utils.encode(fortran)
-                ann["segmentation"] = {
-                    "size": [int(v) for v in rle["size"]],
-                    "counts": rle["counts"].decode("ascii"),
-                }
+                ann["segmentation"] = _compressed_rle(fortran)
             ys, xs = np.nonzero(mask)
             ann["area"] = int(mask.sum())
             ann["bbox"] = [
@@ -196,6 +188,13 @@ class _Writer:
             return
         name = f"{self.split}.json" if self.layout == "coco" else f"panoptic_{self.split}.json"
         atomic_write_text(self.out / "annotations" / name, json.dumps(self.coco))
+
+
+def _compressed_rle(fortran: np.ndarray) -> dict[str, Any]:
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(fortran)
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
 def _uncompressed_rle(mask: np.ndarray) -> dict[str, Any]:
