@@ -59,12 +59,12 @@ class Comparison:
         return Comparison(target, total, step, None if step is None else step / total)
 
 
-def train(run: Path, data: Path, flags: Sequence[str], eval_every: int, weights: Path | None) -> None:
+def train(run: Path, data: Path, flags: Sequence[str], eval_every: int, extra: Sequence[str] = ()) -> None:
     if (run / "summary.json").is_file():
         print(f"reusing the finished run {run}")
         return
     cmd = [sys.executable, "-m", "pem_rt.cli", "train", "--data", str(data), "--out", str(run), *flags]
-    cmd += ["--eval-every", str(eval_every), *(["--weights", str(weights)] if weights else [])]
+    cmd += ["--eval-every", str(eval_every), *extra]
     print("$ " + " ".join(cmd[2:]), flush=True)
     if subprocess.run(cmd, check=False).returncode != 0:
         raise SystemExit(f"error: training into {run} failed (its output is above)")
@@ -111,10 +111,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--eval-every", type=int, default=25, help="evaluate every N steps (default 25)")
     p.add_argument("--scratch-run", type=Path, default=None, help="reuse this finished from-scratch run")
     p.add_argument("--max-ratio", type=float, default=0.5, help="fail above this ratio (default 0.5)")
+    p.add_argument(
+        "--finetune-stop-at",
+        type=int,
+        default=None,
+        help="stop the fine-tuned run at step N (its schedule still spans --iters): enough to know whether "
+        "it reaches the target by then",
+    )
     args = p.parse_args(own)
     scratch_run = args.scratch_run or args.out / "scratch"
-    train(scratch_run, args.data, flags, args.eval_every, None)
-    train(args.out / "finetune", args.data, flags, args.eval_every, args.weights)
+    train(scratch_run, args.data, flags, args.eval_every)
+    stop = ["--stop-at", str(args.finetune_stop_at)] if args.finetune_stop_at else []
+    train(args.out / "finetune", args.data, flags, args.eval_every, ["--weights", str(args.weights), *stop])
     scratch, finetune = Curve.read(scratch_run), Curve.read(args.out / "finetune")
     cmp = Comparison.of(scratch, finetune)
     png = plot(scratch, finetune, cmp, args.out / "finetune_vs_scratch.png")
