@@ -30,7 +30,7 @@ demo: $(STAMP)
 	$(PY) -m pem_rt.demo
 
 bench: $(STAMP)
-	$(PY) benchmarks/run_all.py
+	$(PY) -m benchmarks.run_all
 
 test-all: $(STAMP)
 	$(PY) -m pytest

@@ -2,9 +2,9 @@
 
 ModelOpt places the Q/DQ nodes the way TensorRT wants them (weights per channel, activations per
 tensor) and keeps the rest in FP16 (or FP32); every activation scale comes from our cache, so ModelOpt
-only runs one frame through the model to place nodes. Kept out of INT8: DeformConv and the
-prototype-selection similarity MatMuls (their plugins run in FP16/FP32) and whatever ``--int8-exclude``
-patterns (regular expressions over node names) name.
+only runs one frame through the model to place nodes. Kept out of INT8: DeformConv (its plugin runs in
+FP16/FP32) and the nodes the caller names (regular expressions over node names: the nodes a later stage
+replaces by a plugin, and whatever ``--int8-exclude`` names).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from export.surgery import prototype_selection_matmuls
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_path
 
@@ -42,14 +41,17 @@ def quantize_int8(
     out: Path,
     cache: Path,
     frame: np.ndarray,
-    exclude_patterns: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
     high_precision: str = "fp16",
 ) -> QuantizeReport:
-    """Write the Q/DQ graph of ``reference`` to ``out`` (atomically); ``frame`` is one [1, H, W, 3] input."""
+    """Write the Q/DQ graph of ``reference`` to ``out`` (atomically); ``frame`` is one [1, H, W, 3] input.
+
+    ``exclude``: regular expressions over node names kept out of INT8 (reported back as ``excluded``).
+    """
     from modelopt.onnx.quantization import quantize
 
     model = onnx.load(str(reference))
-    excluded = tuple(prototype_selection_matmuls(model)) + tuple(exclude_patterns)
+    excluded = tuple(exclude)
     _quiet_modelopt()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_out = Path(tmp) / "int8.onnx"

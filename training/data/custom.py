@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from pem_rt.errors import PemError
+from pem_rt.images import IMAGE_SUFFIXES, is_image
 from training.data.coco_json import CocoInstances, CocoPanopticCustom, category_names, read_json
 from training.data.records import IGNORE, DatasetSource, GroundTruth, Record, read_label
-from training.data.spec import IMAGE_SUFFIXES, DatasetSpec, load_spec
+from training.data.spec import DatasetSpec, load_spec
 from training.dataset_meta import DatasetMeta
 
 
@@ -29,7 +30,7 @@ def custom_meta(spec: DatasetSpec, split: str = "train") -> DatasetMeta:
 
 
 def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return sorted(p for p in folder.iterdir() if is_image(p) and p.is_file())
 
 
 def to_train_ids(mask: np.ndarray, ignore_index: int, num_classes: int, path: Path) -> np.ndarray:

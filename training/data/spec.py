@@ -13,8 +13,8 @@
 
 Layouts and their per-split defaults (paths relative to DIR):
 
-- ``folders``: ``images: images/<split>`` (``*.jpg|jpeg|png|bmp|tif|tiff|webp``) and ``masks: masks/<split>``
-  (``<same stem>.png``, one class index per pixel, 8 or 16 bit).
+- ``folders``: ``images: images/<split>`` (any image OpenCV reads: ``pem_rt.images.IMAGE_SUFFIXES``) and
+  ``masks: masks/<split>`` (``<same stem>.png``, one class index per pixel, 8 or 16 bit).
 - ``coco``: ``images: images/<split>`` and ``annotations: annotations/<split>.json``, COCO instances
   (polygons or RLE, what CVAT, Label Studio, Roboflow and labelme converters export). Categories map to
   ``names`` by name; without ``names`` the classes are the categories of the train json, by id.
@@ -37,7 +37,6 @@ from training.dataset_meta import Color, DatasetMeta
 Layout = Literal["folders", "coco", "coco-panoptic"]
 LAYOUTS: tuple[Layout, ...] = ("folders", "coco", "coco-panoptic")
 SPEC_FILES = ("dataset.yaml", "dataset.yml", "dataset.json")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 _SPLIT_KEYS = ("images", "masks", "annotations")
 
 

@@ -1,6 +1,6 @@
 """A synthetic dataset with its own classes in each dataset.yaml layout (README example, tests).
 
-The scenes are the synthetic street (runtime/synthetic.py), relabelled for a drivable-area camera:
+The scenes are the synthetic street (pem_rt/synthetic.py), relabelled for a drivable-area camera:
 
 - ``drivable5``: drivable, sidewalk, background (buildings, trees, sky), pedestrian, vehicle;
 - ``street4``: drivable and surroundings (stuff), pedestrian and vehicle (things), for panoptic.
@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 
 from pem_rt.files import atomic_write_text
-from runtime.synthetic import BUILDING, CAR, PERSON, ROAD, SIDEWALK, SKY, VEGETATION, VOID
-from training.data.records import id_to_rgb
+from pem_rt.segments import VOID, id_to_rgb
+from pem_rt.synthetic import BUILDING, CAR, PERSON, ROAD, SIDEWALK, SKY, VEGETATION
 from training.data.synthetic import make_scene
 from training.dataset_meta import CITYSCAPES
 
