@@ -121,8 +121,9 @@ def test_every_fault_of_a_broken_coco_dataset(good: dict[str, Path], tmp_path: P
     rle = next(a for a in anns[3:] if isinstance(a["segmentation"], dict))
     rle["segmentation"]["size"] = [10, 10]  # RLE of another size
     data["categories"].append({"id": 9, "name": "tree"})  # a category not in names
-    data["images"][3]["width"] = 100  # the json's size is not the image's
     ann_path.write_text(json.dumps(data))
+    image3 = root / "images" / "train" / "00003.jpg"
+    cv2.imwrite(str(image3), cv2.resize(cv2.imread(str(image3)), (100, 64)))  # not the json's size
     (root / "images" / "train" / "00001.jpg").unlink()  # missing image
     (root / "annotations" / "val.json").write_text("{not json")  # unreadable annotations
     result = pem("dataset", "check", "--data", root, "--no-chart", "--no-progress")
@@ -137,7 +138,7 @@ def test_every_fault_of_a_broken_coco_dataset(good: dict[str, Path], tmp_path: P
             (str(ann_path), f"annotation {anns[2]['id']} (00000.jpg): degenerate polygon (4 coordinates"),
             (str(ann_path), f"annotation {rle['id']} ("),
             (str(ann_path), "category 'tree' (id 9) is not one of names"),
-            (str(root / "images" / "train" / "00003.jpg"), "image is 128x64 but train.json says 100x64"),
+            (str(image3), "image is 100x64 but train.json says 128x64"),
             (str(root / "images" / "train" / "00001.jpg"), "image is missing"),
             (str(root / "annotations" / "val.json"), "is not valid JSON"),
         ],
