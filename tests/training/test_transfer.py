@@ -18,11 +18,11 @@ from training.data.loader import TrainDataset, collate_train, open_dataset
 from training.data.synthetic_custom import write_custom_dataset
 from training.data.transforms import AugmentConfig
 from training.dataset_meta import DatasetMeta
-from training.engine import batch_losses
 from training.losses.criterion import LossConfig, SetCriterion
 from training.model import build_model, get_preset
 from training.model.transfer import freeze_backbone, load_weights
 from training.model.weights import ours_to_official
+from training.train_step import batch_losses
 
 REPO = Path(__file__).resolve().parents[2]
 FIVE = DatasetMeta(
