@@ -90,8 +90,20 @@ def test_tensorrt_rtx_parser_has_no_deform_conv(exported: Exported) -> None:
         ("rtx", "free", Portability(version_compatible=True), "fp16", "no version-compatible engines"),
         ("rtx", "free", Portability(hardware_compat="ampere+"), "fp16", "no hardware-compatibility levels"),
         ("rtx", "free", Portability(dla_core=0), "fp16", "TensorRT-RTX has no DLA"),
-        ("classic", "plugins", Portability(version_compatible=True), "fp16", "needs an engine without plugins"),
-        ("classic", "plugins", Portability(dla_core=1), "int8", "--dla-core 1 needs an engine without plugins"),
+        (
+            "classic",
+            "plugins",
+            Portability(version_compatible=True),
+            "fp16",
+            "needs an engine without plugins",
+        ),
+        (
+            "classic",
+            "plugins",
+            Portability(dla_core=1),
+            "int8",
+            "--dla-core 1 needs an engine without plugins",
+        ),
         ("classic", "free", Portability(dla_core=0), "fp32", "the DLA runs FP16 or INT8"),
     ],
 )

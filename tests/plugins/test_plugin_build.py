@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from pem_rt.driver import library_cuda_runtime
+from pem_rt.errors import PemError
 from plugins.builder import (
     DEFAULT_ARCHS,
     PLUGIN_DIR,
@@ -23,8 +25,6 @@ from plugins.builder import (
     source_files,
     toolkit_sms,
 )
-from pem_rt.driver import library_cuda_runtime
-from pem_rt.errors import PemError
 
 EXPECTED_EXPORTS = {
     "getCreators",

@@ -379,7 +379,9 @@ def test_old_driver_is_refused_in_one_line_before_the_engine_is_opened(
     )
     args = ("--engine", engine, "--source", "synthetic:64x128", "--headless", "--frames", "1")
     old = run_stream(*args, env={**stream_env(), "PEM_CUDA_DRIVER_VERSION": "12.8"})
-    line = assert_one_error_line(old, "built with CUDA 13.0: needs an NVIDIA driver R580", "supports CUDA 12.8")
+    line = assert_one_error_line(
+        old, "built with CUDA 13.0: needs an NVIDIA driver R580", "supports CUDA 12.8"
+    )
     assert "--cuda-root" in line
     new = run_stream(*args, env={**stream_env(), "PEM_CUDA_DRIVER_VERSION": "13.0"})
     assert "NVIDIA driver" not in new.output  # passes the check (then fails elsewhere: not a real engine)
