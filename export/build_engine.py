@@ -318,7 +318,7 @@ def prepare_graph(
         )
     model = onnx.load(str(typed))
     trt_model, dcn, sel = to_tensorrt_graph(model, str(typed), strategy)
-    trt_onnx = typed.with_suffix(f"{strategy.tag()}.trt.onnx")
+    trt_onnx = typed.with_name(f"{typed.stem}{strategy.tag()}.trt.onnx")
     with atomic_path(trt_onnx) as tmp:
         onnx.save(trt_model, tmp)
     print(f"wrote {trt_onnx} ({describe_surgery(strategy, dcn, sel)})")

@@ -399,7 +399,7 @@ def _run(args: argparse.Namespace) -> None:
         ) from None
     strategy = PluginStrategy(args.dcn, args.prototype_selection)
     out_model, dcn, sel = to_tensorrt_graph(model, str(src), strategy)
-    out = args.out or Path(src).with_suffix(f"{strategy.tag()}.trt.onnx")
+    out = args.out or Path(src).with_name(f"{Path(src).stem}{strategy.tag()}.trt.onnx")
     if Path(out).resolve() == Path(src).resolve():
         raise PemError(f"--out {out} is the input graph; name another file")
     with atomic_path(out) as tmp:
