@@ -480,6 +480,49 @@ def generate_source(
     return "\n".join(lines) + "\n"
 
 
+def check_probe_output(stdout: str, report: Report) -> None:
+    """The probe program's lines: ``member<TAB>label<TAB>SDK type<TAB>our type``, ``slot label SDK ours``."""
+    slots = members = 0
+    for line in stdout.splitlines():
+        if line.startswith("member\t"):
+            _, label, real_type, our_type = line.split("\t")
+            if type_spelling(real_type) != type_spelling(our_type):
+                report.problems.append(
+                    f"type of {label}: SDK {type_spelling(real_type)}, ours {type_spelling(our_type)}"
+                )
+            members += 1
+            continue
+        _, label, real_slot, our_slot = line.split()
+        if real_slot != our_slot or real_slot == "-1":
+            report.problems.append(f"vtable slot of {label}: SDK {real_slot}, ours {our_slot}")
+        slots += 1
+    report.checks.append(f"{members} member types equal")
+    report.checks.append(f"{slots} vtable slots equal (read from compiled calls)")
+
+
+def check_vtable_dump(work: Path, versioned_logger: bool, report: Report) -> None:
+    """Whole vtables and class sizes from g++ -fdump-lang-class, namespace-normalised."""
+    dumps = list(work.glob("*.class"))
+    tables = vtables(dumps[0].read_text()) if dumps else {}
+    for cls in INTERFACES:
+        real_c, our_c = cls.format(N="nvinfer1"), cls.format(N="pemabi")
+        if real_c not in tables or our_c not in tables:
+            report.problems.append(f"no vtable dump for {real_c}")
+            continue
+        real_size, real_entries = tables[real_c]
+        our_size, our_entries = tables[our_c]
+        if real_size != our_size:
+            report.problems.append(f"{real_c}: SDK {real_size}, ours {our_size}")
+        if [normalise(e) for e in real_entries] != [normalise(e) for e in our_entries]:
+            report.problems.append(f"{real_c}: vtables differ: SDK {real_entries} ours {our_entries}")
+    for real_c, our_c in LOGGER_CLASSES[versioned_logger].items():
+        if real_c not in tables or our_c not in tables:
+            report.problems.append(f"no vtable dump for {real_c} or {our_c}")
+        elif len(tables[real_c][1]) != len(tables[our_c][1]) or tables[real_c][0] != tables[our_c][0]:
+            report.problems.append(f"{real_c}: vtable {tables[real_c]} vs {our_c}: {tables[our_c]}")
+    report.checks.append(f"{len(INTERFACES)} whole vtables (g++ -fdump-lang-class) and class sizes equal")
+
+
 def check(headers: Path, cxx: str, cuda_include: Path, work: Path) -> Report:
     report = Report(headers)
     version_text = (headers / "NvInferVersion.h").read_text(errors="replace")
@@ -516,42 +559,9 @@ def check(headers: Path, cxx: str, cuda_include: Path, work: Path) -> Report:
         return report
 
     run = subprocess.run([str(binary)], capture_output=True, text=True, check=True)
-    slots = members = 0
-    for line in run.stdout.splitlines():
-        if line.startswith("member\t"):
-            _, label, real_type, our_type = line.split("\t")
-            if type_spelling(real_type) != type_spelling(our_type):
-                report.problems.append(
-                    f"type of {label}: SDK {type_spelling(real_type)}, ours {type_spelling(our_type)}"
-                )
-            members += 1
-            continue
-        _, label, real_slot, our_slot = line.split()
-        if real_slot != our_slot or real_slot == "-1":
-            report.problems.append(f"vtable slot of {label}: SDK {real_slot}, ours {our_slot}")
-        slots += 1
-    report.checks.append(f"{members} member types equal")
-    report.checks.append(f"{slots} vtable slots equal (read from compiled calls)")
+    check_probe_output(run.stdout, report)
 
-    dumps = list(work.glob("*.class"))
-    tables = vtables(dumps[0].read_text()) if dumps else {}
-    for cls in INTERFACES:
-        real_c, our_c = cls.format(N="nvinfer1"), cls.format(N="pemabi")
-        if real_c not in tables or our_c not in tables:
-            report.problems.append(f"no vtable dump for {real_c}")
-            continue
-        real_size, real_entries = tables[real_c]
-        our_size, our_entries = tables[our_c]
-        if real_size != our_size:
-            report.problems.append(f"{real_c}: SDK {real_size}, ours {our_size}")
-        if [normalise(e) for e in real_entries] != [normalise(e) for e in our_entries]:
-            report.problems.append(f"{real_c}: vtables differ: SDK {real_entries} ours {our_entries}")
-    for real_c, our_c in LOGGER_CLASSES[versioned_logger].items():
-        if real_c not in tables or our_c not in tables:
-            report.problems.append(f"no vtable dump for {real_c} or {our_c}")
-        elif len(tables[real_c][1]) != len(tables[our_c][1]) or tables[real_c][0] != tables[our_c][0]:
-            report.problems.append(f"{real_c}: vtable {tables[real_c]} vs {our_c}: {tables[our_c]}")
-    report.checks.append(f"{len(INTERFACES)} whole vtables (g++ -fdump-lang-class) and class sizes equal")
+    check_vtable_dump(work, versioned_logger, report)
 
     real_kinds = interface_kinds(real_texts)
     our_kinds = interface_kinds([ours_text])
