@@ -209,6 +209,18 @@ void watchForTensorRT(nvinfer1::IPluginCreatorInterface* const* creators, int32_
     }
 }
 
+//! Keep this library mapped for the life of the process (RTLD_NODELETE), so a dlclose() cannot unmap the
+//! code the watcher thread runs. False when the library cannot be found again.
+bool pinned()
+{
+    Dl_info info{};
+    if (dladdr(reinterpret_cast<void*>(&watchForTensorRT), &info) == 0 || info.dli_fname == nullptr)
+    {
+        return false;
+    }
+    return dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE) != nullptr; // a reference, kept
+}
+
 } // namespace
 
 void registerOnLoad(nvinfer1::IPluginCreatorInterface* const* creators, int32_t count) noexcept
@@ -216,7 +228,7 @@ void registerOnLoad(nvinfer1::IPluginCreatorInterface* const* creators, int32_t 
     try
     {
         std::lock_guard<std::mutex> lock(gMutex);
-        if (registerLocked(creators, count) == 0)
+        if (registerLocked(creators, count) == 0 && pinned())
         {
             std::thread(watchForTensorRT, creators, count).detach();
         }
