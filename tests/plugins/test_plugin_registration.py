@@ -84,6 +84,26 @@ def test_ctypes_before_tensorrt_registers_when_tensorrt_loads(plugin_build: Buil
     no_registry_errors(result)
 
 
+def test_dlclose_before_tensorrt_loads_leaves_the_watcher_running(plugin_build: BuildResult) -> None:
+    """The watcher thread's code stays mapped (the library pins itself) when a loader closes the library."""
+    result = run(
+        """
+        libc = ctypes.CDLL(None)
+        libc.dlclose.argtypes = [ctypes.c_void_p]
+        handle = ctypes.CDLL(lib)
+        print(libc.dlclose(handle._handle))
+        time.sleep(0.1)  # the watcher wakes every millisecond meanwhile
+        import tensorrt_rtx as trt
+        deadline = time.monotonic() + 10
+        while not all(found(trt)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        print(found(trt), ours(trt))
+        """,
+        plugin_build.library,
+    )
+    assert result.returncode == 0 and "[True, True] 2" in result.stdout, result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("explicit", ["plugins.load", "load_library"])
 def test_explicit_load_after_ctypes_is_not_disturbed(plugin_build: BuildResult, explicit: str) -> None:
     result = run(
