@@ -166,6 +166,7 @@ def build_engine(
         build_command=command,
         layers=tuple(layers),
         batch_profile=profile,
+        postprocess=meta.postprocess,
     )
     write_sidecar(engine, sidecar)
     print(

@@ -3,6 +3,9 @@ from the trained model? PyTorch eager, ONNX FP32 / FP16 / INT8 (ONNX Runtime) an
 the same frames; Polygraphy's comparator gives per-output abs/rel errors, and we add what Polygraphy lacks:
 label-map pixel agreement and mIoU against ground truth per backend. Writes report.json + report.png and
 exits non-zero when a tolerance given on the command line is missed.
+
+Every graph is exported with ``--postprocess`` (exact or fast); a backend written ``NAME:MODE`` (e.g.
+``--backends onnx:exact,onnx:fast``) uses that mode instead, which compares the two post-processings.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from export.precision import convert_fp16
 from pem_rt.command import run_command
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_write_text
-from pem_rt.model_meta import ModelMeta
+from pem_rt.model_meta import DEFAULT_POSTPROCESS, POSTPROCESS_MODES, ModelMeta
 from training.cli_args import parse_size
 from training.metrics import SemanticMetric
 
@@ -41,6 +44,16 @@ class EvalFrames:
         np.ndarray | None
     )  # uint8 [N, H, W] ground truth (255 = void), when the frames come from a dataset
     names: list[str]
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """One entry of --backends: its report name, what runs it (a BACKENDS name or int8-METHOD) and the
+    post-processing mode of its graph."""
+
+    name: str
+    kind: str
+    postprocess: str
 
 
 @dataclass
@@ -73,12 +86,14 @@ def load_frames(args: argparse.Namespace, size: tuple[int, int]) -> EvalFrames:
     return EvalFrames(frames, None, [f"frame{i:03d}" for i in range(len(frames))])
 
 
-def run_torch(model: Any, frames: np.ndarray) -> list[dict[str, np.ndarray]]:
+def run_torch(
+    model: Any, frames: np.ndarray, postprocess: str = DEFAULT_POSTPROCESS
+) -> list[dict[str, np.ndarray]]:
     import torch
 
     from export.deploy_model import DeployModel
 
-    deploy = DeployModel(model, "semantic", debug=True).eval()
+    deploy = DeployModel(model, "semantic", debug=True, postprocess=postprocess).eval()
     outs = []
     with torch.no_grad():
         for frame in frames:
@@ -246,12 +261,19 @@ def load_reference(folder: Path) -> tuple[EvalFrames, BackendResult, tuple[str, 
     return frames, ref, tuple(meta["classes"])
 
 
-def _debug_export(args: argparse.Namespace, model: Any, size: tuple[int, int], out: Path) -> Path:
+def _debug_export(
+    args: argparse.Namespace, model: Any, size: tuple[int, int], out: Path, postprocess: str, meta: ModelMeta | None
+) -> Path:
     if args.onnx is not None:
+        if meta is not None and meta.postprocess != postprocess:
+            raise PemError(
+                f"--onnx {args.onnx} has {meta.postprocess} post-processing, a backend asks for {postprocess}; "
+                f"drop the :{postprocess} suffix or --onnx"
+            )
         return Path(args.onnx)
-    path = out / f"{model.cfg.name}_semantic_{size[0]}x{size[1]}.debug.onnx"
-    print(f"exporting the FP32 graph with debug outputs to {path}")
-    export_onnx(model, path, size, "semantic", debug=True)
+    path = out / f"{model.cfg.name}_semantic_{size[0]}x{size[1]}.{postprocess}.debug.onnx"
+    print(f"exporting the FP32 graph ({postprocess} post-processing) with debug outputs to {path}")
+    export_onnx(model, path, size, "semantic", debug=True, postprocess=postprocess)
     return path
 
 
@@ -280,7 +302,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--backends",
         default="torch,onnx,fp16,int8",
-        help=f"comma-separated, the first is the reference; of {', '.join(BACKENDS)}",
+        help=f"comma-separated, the first is the reference; of {', '.join(BACKENDS)}, each optionally "
+        f"NAME:MODE with MODE one of {', '.join(POSTPROCESS_MODES)} (e.g. onnx:exact,onnx:fast)",
+    )
+    run.add_argument(
+        "--postprocess",
+        choices=POSTPROCESS_MODES,
+        default=DEFAULT_POSTPROCESS,
+        help=f"post-processing of the graphs without a :MODE suffix (default {DEFAULT_POSTPROCESS})",
     )
     run.add_argument(
         "--calib-methods",
@@ -315,38 +344,43 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _backends(args: argparse.Namespace) -> list[str]:
-    names = [b.strip() for b in args.backends.split(",") if b.strip()]
-    unknown = [b for b in names if b not in BACKENDS]
-    if unknown or not names:
-        raise PemError(
-            f"unknown backend '{(unknown or [''])[0]}' in --backends; choose from {', '.join(BACKENDS)}"
-        )
-    methods = [m.strip() for m in args.calib_methods.split(",") if m.strip()]
-    expanded: list[str] = []
-    for b in names:
-        expanded += [f"int8-{m}" for m in methods] if b == "int8" else [b]
-    return expanded
+def parse_backends(text: str, calib_methods: str, postprocess: str) -> list[BackendSpec]:
+    """--backends as specs: int8 expands to one backend per calibration method, NAME:MODE sets the mode."""
+    entries = [b.strip() for b in text.split(",") if b.strip()]
+    methods = [m.strip() for m in calib_methods.split(",") if m.strip()]
+    specs: list[BackendSpec] = []
+    for entry in entries:
+        kind, _, mode = entry.partition(":")
+        if kind not in BACKENDS:
+            raise PemError(f"unknown backend '{kind}' in --backends; choose from {', '.join(BACKENDS)}")
+        if mode and mode not in POSTPROCESS_MODES:
+            raise PemError(
+                f"--backends {entry}: post-processing '{mode}' is not one of {', '.join(POSTPROCESS_MODES)}"
+            )
+        suffix = f":{mode}" if mode else ""
+        kinds = [f"int8-{m}" for m in methods] if kind == "int8" else [kind]
+        specs += [BackendSpec(f"{k}{suffix}", k, mode or postprocess) for k in kinds]
+    if not specs:
+        raise PemError(f"--backends is empty; choose from {', '.join(BACKENDS)}")
+    return specs
+
+
+def _backends(args: argparse.Namespace) -> list[BackendSpec]:
+    return parse_backends(args.backends, args.calib_methods, args.postprocess)
 
 
 def _run(args: argparse.Namespace) -> int:
     if args.load_reference is not None:
         return _run_against_saved(args)
     backends = _backends(args)
-    if "engine" in backends and args.engine is None:
+    kinds = {b.kind for b in backends}
+    if "engine" in kinds and args.engine is None:
         raise PemError("the engine backend needs --engine FILE (built with `pem build-engine`)")
     if args.engine is not None and not args.engine.is_file():
         raise PemError(f"--engine {args.engine} does not exist; build one with `pem build-engine`")
     args.out.mkdir(parents=True, exist_ok=True)
-    needs_model = args.load_reference is None and ("torch" in backends or args.onnx is None)
-    model = load_model(args) if needs_model else None
-    meta: ModelMeta | None = None
-    if args.onnx is not None:
-        if not args.onnx.is_file():
-            raise PemError(f"--onnx {args.onnx} does not exist; export one with `pem export`")
-        meta = ModelMeta.from_props(
-            {p.key: p.value for p in onnx.load(str(args.onnx)).metadata_props}, str(args.onnx)
-        )
+    model = load_model(args) if ("torch" in kinds or args.onnx is None) else None
+    meta = _onnx_meta(args.onnx)
     size = args.size or ((meta.input_height, meta.input_width) if meta else None)
     if size is None:
         raise PemError("--size HxW is needed to export the comparison graph (e.g. --size 512x1024)")
@@ -357,35 +391,46 @@ def _run(args: argparse.Namespace) -> int:
         )
     frames = load_frames(args, size)
     classes = model.cfg.dataset.classes if model is not None else (meta.classes if meta else ())
-    fp32 = _debug_export(args, model, size, args.out) if any(b != "torch" for b in backends) else None
+    graphs: dict[str, Path] = {}  # post-processing mode -> FP32 graph with debug outputs
     results: list[BackendResult] = []
-    for name in backends:
+    for spec in backends:
         start = time.perf_counter()
-        print(f"running {name} on {len(frames.images)} frames")
-        if name == "torch":
-            outputs = run_torch(model, frames.images)
-        elif name == "engine":
+        print(f"running {spec.name} on {len(frames.images)} frames")
+        if spec.kind == "torch":
+            outputs = run_torch(model, frames.images, spec.postprocess)
+        elif spec.kind == "engine":
             outputs = run_engine(args.engine, frames.images)
         else:
-            assert fp32 is not None
-            outputs = run_onnx(_onnx_variant(args, name, fp32, size), frames.images)
-        results.append(BackendResult(name, outputs, time.perf_counter() - start))
+            if spec.postprocess not in graphs:
+                graphs[spec.postprocess] = _debug_export(args, model, size, args.out, spec.postprocess, meta)
+            fp32 = graphs[spec.postprocess]
+            outputs = run_onnx(_onnx_variant(args, spec.kind, fp32, size), frames.images)
+        results.append(BackendResult(spec.name, outputs, time.perf_counter() - start))
         if len(results) == 1 and args.save_reference is not None:
             save_reference(args.save_reference, frames, results[0], classes)
     return _report(args, results, frames, classes)
+
+
+def _onnx_meta(path: Path | None) -> ModelMeta | None:
+    if path is None:
+        return None
+    if not path.is_file():
+        raise PemError(f"--onnx {path} does not exist; export one with `pem export`")
+    return ModelMeta.from_props({p.key: p.value for p in onnx.load(str(path)).metadata_props}, str(path))
 
 
 def _run_against_saved(args: argparse.Namespace) -> int:
     """Candidates (e.g. an engine on the GPU box) against frames and outputs saved elsewhere."""
     frames, ref, classes = load_reference(args.load_reference)
     results = [ref]
-    for name in _backends(args):
+    for spec in _backends(args):
+        name = spec.name
         start = time.perf_counter()
-        if name == "engine":
+        if spec.kind == "engine":
             if args.engine is None or not args.engine.is_file():
                 raise PemError("the engine backend needs --engine FILE (built with `pem build-engine`)")
             outputs = run_engine(args.engine, frames.images)
-        elif name == "onnx" and args.onnx is not None:
+        elif spec.kind == "onnx" and args.onnx is not None:
             outputs = run_onnx(args.onnx, frames.images)
         else:
             raise PemError(

@@ -2,7 +2,9 @@
 
 ``<name>.<precision>.<target>.<trt-version>.engine`` + ``<same>.engine.json``:
 model metadata (:class:`pem_rt.model_meta.ModelMeta`), precision, TensorRT flavour and version, target
-compute capabilities, the plugin library's SHA-256, the engine's I/O, and the command that built it.
+compute capabilities, the plugin library's SHA-256, the engine's I/O, the post-processing mode of the graph
+it was built from ("exact" or "fast"; sidecars written before the mode existed read as exact), and the
+command that built it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_write_text
-from pem_rt.model_meta import ModelMeta
+from pem_rt.model_meta import ModelMeta, check_postprocess
 
 SIDECAR_FORMAT = "pem-rt-engine/1"
 
@@ -42,6 +44,7 @@ class EngineSidecar:
     build_command: str
     layers: tuple[dict[str, str], ...] = ()  # name, type, output dtypes of each network layer
     batch_profile: tuple[int, int, int] | None = None  # min, opt, max batch of a dynamic-batch engine
+    postprocess: str = "exact"  # the graph's post-processing (pem_rt.model_meta.POSTPROCESS_MODES)
     format: str = SIDECAR_FORMAT
 
     def to_json(self) -> dict[str, Any]:
@@ -74,8 +77,12 @@ def read_sidecar(engine: str | os.PathLike[str]) -> EngineSidecar:
         d = json.loads(path.read_text())
         if d.get("format") != SIDECAR_FORMAT:
             raise ValueError(f"format {d.get('format')!r}")
+        model = ModelMeta.from_json(d["model"], str(path))
+        postprocess = check_postprocess(d.get("postprocess", "exact"))
+        if postprocess != model.postprocess:
+            raise ValueError(f"postprocess {postprocess!r} but its model metadata says {model.postprocess!r}")
         return EngineSidecar(
-            model=ModelMeta.from_json(d["model"], str(path)),
+            model=model,
             precision=str(d["precision"]),
             flavour=str(d["flavour"]),
             trt_version=str(d["trt_version"]),
@@ -87,6 +94,7 @@ def read_sidecar(engine: str | os.PathLike[str]) -> EngineSidecar:
             build_command=str(d["build_command"]),
             layers=tuple(dict(layer) for layer in d.get("layers", [])),
             batch_profile=_profile(d.get("batch_profile")),
+            postprocess=postprocess,
         )
     except (ValueError, KeyError, TypeError) as e:
         raise PemError(
