@@ -73,19 +73,26 @@ class DeployModel(nn.Module):
 
     def forward(self, image: Tensor) -> tuple[Tensor, ...]:
         """image: uint8 [N, H, W, 3] BGR, exactly an OpenCV frame."""
-        size = (int(image.shape[1]), int(image.shape[2]))
+        out = self.model(self.preprocess(image), all_predictions=False)
+        return self.postprocess(out.class_logits, out.mask_logits, (int(image.shape[1]), int(image.shape[2])))
+
+    def preprocess(self, image: Tensor) -> Tensor:
+        """uint8 BGR [N, H, W, 3] -> the network's normalised float RGB input [N, 3, H, W]."""
         # cast first: TensorRT allows a uint8 tensor only as the input of a Cast
         rgb = image.float().permute(0, 3, 1, 2).flip(1)
-        out = self.model(self.model.normalize(rgb), all_predictions=False)
-        debug = (out.class_logits, out.mask_logits)
+        return self.model.normalize(rgb)
+
+    def postprocess(self, class_logits: Tensor, mask_logits: Tensor, size: tuple[int, int]) -> tuple[Tensor, ...]:
+        """Class logits [N, Q, K+1] and mask logits at mask resolution -> the graph's outputs at ``size``."""
+        debug = (class_logits, mask_logits)
         if self.task == "semantic":
-            scores = semantic_scores(out.class_logits, out.mask_logits, size, self.fast)
+            scores = semantic_scores(class_logits, mask_logits, size, self.fast)
             labels = scores.argmax(dim=1).to(torch.uint8)
             return (labels, *debug, scores) if self.debug else (labels,)
         if self.fast:
-            panoptic = self._panoptic_fast(out.class_logits, out.mask_logits, size)
+            panoptic = self._panoptic_fast(class_logits, mask_logits, size)
         else:
-            panoptic = self._panoptic(out.class_logits, resize_masks(out.mask_logits, size))
+            panoptic = self._panoptic(class_logits, resize_masks(mask_logits, size))
         return (*panoptic, *debug) if self.debug else panoptic
 
     def _kept_queries(self, class_logits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
