@@ -81,13 +81,17 @@ def measure_one(preset: str, size: tuple[int, int], repeats: int, frames: Any) -
             pp_path = Path(tmp) / f"post.{mode}.onnx"
             _postprocess_graph(pp_path, model, size, mode == "fast")
             post[mode] = ort.InferenceSession(str(pp_path), providers=["CPUExecutionProvider"])
-        labels = {m: np.stack([s.run(None, {"image": f[None]})[0][0] for f in frames]) for m, s in sessions.items()}
+        labels = {
+            m: np.stack([s.run(None, {"image": f[None]})[0][0] for f in frames]) for m, s in sessions.items()
+        }
         row["agreement"] = float((labels["fast"] == labels["exact"]).mean())
         feed = {"image": frames[:1]}
         cfg = model.cfg
         rng = np.random.default_rng(0)
         logits = {
-            "class_logits": rng.normal(size=(1, cfg.decoder.num_queries, cfg.num_classes + 1)).astype(np.float32),
+            "class_logits": rng.normal(size=(1, cfg.decoder.num_queries, cfg.num_classes + 1)).astype(
+                np.float32
+            ),
             "mask_logits": rng.normal(size=(1, cfg.decoder.num_queries, size[0] // 4, size[1] // 4)).astype(
                 np.float32
             ),
@@ -101,10 +105,12 @@ def measure_one(preset: str, size: tuple[int, int], repeats: int, frames: Any) -
     row["speedup"] = whole["exact"] / whole["fast"]
     row["post_speedup"] = alone["exact"] / alone["fast"]
     print(
-        f"  {preset} {row['size']}: exact {row['exact_ms']:.0f} ms (post-processing {row['exact_post_ms']:.0f} ms, "
-        f"{row['exact_post_share'] * 100:.0f} %), fast {row['fast_ms']:.0f} ms (post-processing "
-        f"{row['fast_post_ms']:.0f} ms, {row['fast_post_share'] * 100:.0f} %): fast {row['speedup']:.2f}x "
-        f"whole model, {row['post_speedup']:.1f}x post-processing; labels agree on {row['agreement'] * 100:.2f} %",
+        f"  {preset} {row['size']}: exact {row['exact_ms']:.0f} ms (post-processing "
+        f"{row['exact_post_ms']:.0f} ms, {row['exact_post_share'] * 100:.0f} %), fast "
+        f"{row['fast_ms']:.0f} ms "
+        f"(post-processing {row['fast_post_ms']:.0f} ms, {row['fast_post_share'] * 100:.0f} %): fast "
+        f"{row['speedup']:.2f}x whole model, {row['post_speedup']:.1f}x post-processing; labels agree on "
+        f"{row['agreement'] * 100:.2f} %",
         flush=True,
     )
     return row

@@ -69,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0].split(": ", 1)[1])
     p.add_argument("--presets", default=",".join(PRESETS), help="comma-separated presets")
     p.add_argument(
-        "--sizes", default=",".join(f"{h}x{w}" for h, w in SIZES), help="comma-separated HxW (multiples of 32)"
+        "--sizes",
+        default=",".join(f"{h}x{w}" for h, w in SIZES),
+        help="comma-separated HxW (multiples of 32)",
     )
     p.add_argument("--batches", default="1,4", help="comma-separated batch sizes")
     p.add_argument("--precisions", default="fp32,fp16", help="fp32 (TF32 off) and/or fp16 (autocast)")
@@ -308,8 +310,8 @@ def measure_case(case: Case, options: BenchOptions, kernels: tuple[Conv, Select]
     }
     shares = " / ".join(f"{v * 100:.0f}" for v in row["stage_share"].values())
     print(
-        f"  {case.label}: {row['fps']:.1f} FPS ({whole_ms:.2f} ms per batch), peak {row['peak_gpu_mb']:.0f} MB, "
-        f"stages {shares} %, labels equal to eager {agreement * 100:.2f} %",
+        f"  {case.label}: {row['fps']:.1f} FPS ({whole_ms:.2f} ms per batch), peak "
+        f"{row['peak_gpu_mb']:.0f} MB, stages {shares} %, labels equal to eager {agreement * 100:.2f} %",
         flush=True,
     )
     return row
@@ -317,8 +319,9 @@ def measure_case(case: Case, options: BenchOptions, kernels: tuple[Conv, Select]
 
 def markdown(results: dict[str, Any]) -> str:
     lines = [
-        f"{results['device']}, torch {results['torch']}, {results['date']}: CUDA-graph replay with our kernels "
-        "as PyTorch operators (no TensorRT: the closest measurement to an engine here, not an engine).",
+        f"{results['device']}, torch {results['torch']}, {results['date']}: CUDA-graph replay with our "
+        "kernels as PyTorch operators (no TensorRT: the closest measurement to an engine here, not an "
+        "engine).",
         "",
         "| preset | input | batch | precision | post-processing | FPS | ms per batch | peak GPU MB | "
         "stage share backbone / pixel decoder / decoder + post | labels = eager |",

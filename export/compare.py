@@ -262,13 +262,18 @@ def load_reference(folder: Path) -> tuple[EvalFrames, BackendResult, tuple[str, 
 
 
 def _debug_export(
-    args: argparse.Namespace, model: Any, size: tuple[int, int], out: Path, postprocess: str, meta: ModelMeta | None
+    args: argparse.Namespace,
+    model: Any,
+    size: tuple[int, int],
+    out: Path,
+    postprocess: str,
+    meta: ModelMeta | None,
 ) -> Path:
     if args.onnx is not None:
         if meta is not None and meta.postprocess != postprocess:
             raise PemError(
-                f"--onnx {args.onnx} has {meta.postprocess} post-processing, a backend asks for {postprocess}; "
-                f"drop the :{postprocess} suffix or --onnx"
+                f"--onnx {args.onnx} has {meta.postprocess} post-processing, a backend asks for "
+                f"{postprocess}; drop the :{postprocess} suffix or --onnx"
             )
         return Path(args.onnx)
     path = out / f"{model.cfg.name}_semantic_{size[0]}x{size[1]}.{postprocess}.debug.onnx"

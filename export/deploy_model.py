@@ -82,7 +82,9 @@ class DeployModel(nn.Module):
         rgb = image.float().permute(0, 3, 1, 2).flip(1)
         return self.model.normalize(rgb)
 
-    def postprocess(self, class_logits: Tensor, mask_logits: Tensor, size: tuple[int, int]) -> tuple[Tensor, ...]:
+    def postprocess(
+        self, class_logits: Tensor, mask_logits: Tensor, size: tuple[int, int]
+    ) -> tuple[Tensor, ...]:
         """Class logits [N, Q, K+1] and mask logits at mask resolution -> the graph's outputs at ``size``."""
         debug = (class_logits, mask_logits)
         if self.task == "semantic":

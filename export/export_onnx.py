@@ -50,7 +50,12 @@ def check_size(size: tuple[int, int], divisor: int = 32) -> None:
 
 
 def model_meta(
-    model: PEM, task: str, size: tuple[int, int], batch: int, opset: int, postprocess: str = DEFAULT_POSTPROCESS
+    model: PEM,
+    task: str,
+    size: tuple[int, int],
+    batch: int,
+    opset: int,
+    postprocess: str = DEFAULT_POSTPROCESS,
 ) -> ModelMeta:
     cfg = model.cfg
     return ModelMeta(
@@ -125,7 +130,12 @@ def set_metadata(proto: onnx.ModelProto, props: dict[str, str]) -> None:
 
 
 def verify_with_onnxruntime(
-    model: PEM, path: Path, task: str, size: tuple[int, int], batch: int, postprocess: str = DEFAULT_POSTPROCESS
+    model: PEM,
+    path: Path,
+    task: str,
+    size: tuple[int, int],
+    batch: int,
+    postprocess: str = DEFAULT_POSTPROCESS,
 ) -> float:
     """Run one random frame through PyTorch and ONNX Runtime; return the fraction of equal output pixels."""
     import onnxruntime as ort
@@ -194,8 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--postprocess",
         choices=POSTPROCESS_MODES,
         default=DEFAULT_POSTPROCESS,
-        help="exact: every query mask up-sampled to the frame, as the reference; fast: scores combined at "
-        f"mask resolution, only the result up-sampled (BENCHMARKS.md measures both; default {DEFAULT_POSTPROCESS})",
+        help="exact: every query mask up-sampled to the frame, as the reference; fast: scores combined "
+        "at mask resolution, only the result up-sampled (BENCHMARKS.md measures both; default "
+        f"{DEFAULT_POSTPROCESS})",
     )
     p.add_argument("--out", type=Path, help="output .onnx (default: beside the checkpoint)")
     p.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs PyTorch check")

@@ -27,7 +27,9 @@ def test_default_plan_covers_presets_sizes_batches_precisions() -> None:
     assert {(c.size, c.batch, c.precision) for c in options.cases} == {
         (s, b, p) for s in ((512, 1024), (1024, 2048)) for b in (1, 4) for p in ("fp32", "fp16")
     }
-    options, _ = parse_options(["--presets", "cityscapes-stdc1", "--postprocess", "exact,fast", "--sizes", "64x128"])
+    options, _ = parse_options(
+        ["--presets", "cityscapes-stdc1", "--postprocess", "exact,fast", "--sizes", "64x128"]
+    )
     assert [c.label for c in options.cases][:2] == [
         "cityscapes-stdc1 64x128 b1 fp32 exact",
         "cityscapes-stdc1 64x128 b1 fp32 fast",
@@ -43,7 +45,10 @@ def test_list_runs_without_a_gpu_and_bad_flags_are_one_line() -> None:
     assert run.stdout.splitlines()[0] == f"cityscapes-r50 512x1024 b1 fp32 {DEFAULT_POSTPROCESS}"
     assert len(run.stdout.splitlines()) == 3 * 2 * 2
     bad = subprocess.run(
-        [sys.executable, str(script), "--list", "--sizes", "500x1000"], capture_output=True, text=True, check=False
+        [sys.executable, str(script), "--list", "--sizes", "500x1000"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert bad.returncode == 2 and "multiples of 32" in bad.stderr.splitlines()[-1]
 

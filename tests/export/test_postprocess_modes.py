@@ -133,7 +133,10 @@ def test_sidecar_records_the_mode_and_reads_old_ones_as_exact(exported: Exported
     engine.write_bytes(b"x")
     io = (TensorInfo("image", "uint8", (1, 64, 128, 3)),)
     write_sidecar(
-        engine, EngineSidecar(meta, "fp16", "tensorrt_rtx", "1.7", ("sm86",), "", io, io, "", "pem", postprocess="fast")
+        engine,
+        EngineSidecar(
+            meta, "fp16", "tensorrt_rtx", "1.7", ("sm86",), "", io, io, "", "pem", postprocess="fast"
+        ),
     )
     assert read_sidecar(engine).postprocess == "fast"
     sidecar = Path(f"{engine}.json")
