@@ -115,20 +115,20 @@ def format_report(info: ModelInfo) -> str:
             if info.padded_size != info.size
             else ""
         ),
-        f"  {'stage':<22}{'params':>14}{'GFLOPs':>10}",
+        f"  {'stage':<24}{'params':>14}{'GFLOPs':>10}",
     ]
     for s in info.stages:
         params = f"{s.params:,}" if s.params else "-"
         name = f"{s.name} ({info.postprocess})" if s.name == "post-processing" else s.name
-        lines.append(f"  {name:<22}{params:>14}{s.gflops:>10.1f}")
-    lines.append(f"  {'total':<22}{info.params:>14,}{info.gflops:>10.1f}")
+        lines.append(f"  {name:<24}{params:>14}{s.gflops:>10.1f}")
+    lines.append(f"  {'total':<24}{info.params:>14,}{info.gflops:>10.1f}")
     lines.append(
         f"  GFLOPs: fvcore convention (1 multiply-add = 1 FLOP), incl. {info.deform_conv_gflops:.1f} G of "
         f"deformable conv that fvcore skips (without it: {info.gflops - info.deform_conv_gflops:.1f})"
     )
     lines.append(
-        f"  deployed graph (intermediate attention masks at their own resolution, same result): "
-        f"{info.deployed_gflops:.1f} GFLOPs"
+        f"  deployed graph (intermediate attention masks at their own resolution, same result; "
+        f"{info.postprocess} post-processing): {info.deployed_gflops:.1f} GFLOPs"
     )
     key = (info.preset, info.size)
     if key in PAPER:
