@@ -123,6 +123,6 @@ def measure(
 
     rows = []
     for size in sizes:
-        frames = read_frames("skimage", size, 4)
+        frames = read_frames("skimage", size, 2)
         rows += [measure_one(preset, size, repeats, frames) for preset in presets]
     return rows
