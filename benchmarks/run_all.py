@@ -1,6 +1,7 @@
 """`python benchmarks/run_all.py` (or `make bench`): every CPU benchmark in one run, as ratios measured
 side by side, with the machine description. Writes benchmarks/results/*.json, *.png and summary.md
-(the table BENCHMARKS.md quotes). About 8 minutes on 2 cores. Not a test.
+(the table BENCHMARKS.md quotes). About 8 minutes on 2 cores for sections 1-5; section 6 (post-processing
+exact vs fast) exports R50 at 512x1024 and 1024x2048 and takes tens of minutes more. Not a test.
 
 GPU numbers come from benchmarks/gpu_bench.py on a machine with CUDA and TensorRT.
 """
