@@ -1,6 +1,7 @@
 """`python -m benchmarks.run_all` (or `make bench`): every CPU benchmark in one run, as ratios measured
 side by side, with the machine description. Writes benchmarks/results/*.json, *.png and summary.md
-(the table BENCHMARKS.md quotes). About 8 minutes on 2 cores. Not a test.
+(the table BENCHMARKS.md quotes). About 8 minutes on 2 cores for sections 1-5; section 6 (post-processing
+exact vs fast) exports R50 at 512x1024 and 1024x2048 and takes tens of minutes more. Not a test.
 
 GPU numbers come from benchmarks/gpu_bench.py on a machine with CUDA and TensorRT.
 """
@@ -19,6 +20,7 @@ from benchmarks import (
     bench_model,
     bench_multistream,
     bench_pipeline,
+    bench_postprocess,
     bench_prototype_selection,
 )
 from benchmarks.common import RESULTS, machine, save_json
@@ -29,6 +31,7 @@ TARGETS = {
     "ONNX Runtime FP32 vs PyTorch eager (CPU)": ">= 1.5x",
     "stream pipeline vs bare backend": ">= 0.95x throughput",
     "4 streams batched vs one at a time": "reported (no target)",
+    "ORT deployable graph, fast vs exact post-processing, R50 at 512x1024 (CPU)": ">= 1.3x",
 }
 
 
@@ -105,7 +108,36 @@ def summary_markdown(results: dict[str, Any]) -> str:
     lines += ["", "### 4. Stream pipeline vs bare backend", "", results["pipeline"]["markdown"]]
     if "multistream" in results:
         lines += ["", "### 5. Four streams batched vs one at a time", "", results["multistream"]["markdown"]]
+    if "postprocess" in results:
+        lines += postprocess_table(results["postprocess"])
     return "\n".join(lines) + "\n"
+
+
+def postprocess_table(rows: list[dict[str, Any]]) -> list[str]:
+    return _table(
+        "6. Post-processing exact vs fast (ONNX Runtime CPU, whole deployable graph)",
+        [
+            "preset",
+            "input",
+            "ms exact / fast",
+            "fast speed-up",
+            "post-processing ms exact / fast",
+            "post-processing share exact / fast",
+            "labels equal (random weights)",
+        ],
+        [
+            [
+                r["preset"],
+                r["size"],
+                f"{r['exact_ms']:.0f} / {r['fast_ms']:.0f}",
+                f"{r['speedup']:.2f}x",
+                f"{r['exact_post_ms']:.0f} / {r['fast_post_ms']:.0f}",
+                f"{r['exact_post_share'] * 100:.0f} % / {r['fast_post_share'] * 100:.0f} %",
+                f"{r['agreement'] * 100:.2f} %",
+            ]
+            for r in rows
+        ],
+    )
 
 
 SECTIONS = {
@@ -114,6 +146,7 @@ SECTIONS = {
     "3": "whole model",
     "4": "stream pipeline",
     "5": "four streams batched vs one at a time",
+    "6": "post-processing exact vs fast",
 }
 
 
@@ -123,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default=",".join(SECTIONS),
-        help="comma-separated sections to re-measure (default all: 1..5); the others keep their numbers "
+        help="comma-separated sections to re-measure (default all: 1..6); the others keep their numbers "
         "from benchmarks/results/latest.json",
     )
     args = parser.parse_args(argv)
@@ -152,8 +185,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             results["model"] = bench_model.measure(size, 2 if args.quick else 3)
         elif section == "4":
             results["pipeline"] = bench_pipeline.measure(quick=args.quick)
-        else:
+        elif section == "5":
             results["multistream"] = bench_multistream.measure(quick=args.quick)
+        else:
+            sizes = ((128, 256),) if args.quick else bench_postprocess.SIZES
+            results["postprocess"] = bench_postprocess.measure(sizes, 2 if args.quick else 3)
     results["seconds"] = time.perf_counter() - start
     save_json("latest", results)
     (RESULTS / "summary.md").write_text(summary_markdown(results))

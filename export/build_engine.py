@@ -214,6 +214,7 @@ def build_engine(
         version_compatible=options.portability.version_compatible,
         hardware_compat=options.portability.hardware_compat,
         dla_core=options.portability.dla_core,
+        postprocess=meta.postprocess,
     )
     write_sidecar(engine, sidecar)
     print(

@@ -4,6 +4,9 @@ the same frames; Polygraphy's comparator gives per-output abs/rel errors, and we
 label-map pixel agreement and mIoU against ground truth per backend. Writes report.json + report.png and
 exits non-zero when a tolerance given on the command line is missed. From Python:
 ``compare(CompareConfig(model=ModelSource(Path("runs/x/best.pt")), data=Path("DATASET")))``.
+
+Every graph is exported with ``--postprocess`` (exact or fast); a backend written ``NAME:MODE`` (e.g.
+``--backends onnx:exact,onnx:fast``) uses that mode instead, which compares the two post-processings.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from export.precision import convert_fp16
 from pem_rt.command import run_command
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_write_text
-from pem_rt.model_meta import ModelMeta
+from pem_rt.model_meta import DEFAULT_POSTPROCESS, POSTPROCESS_MODES, ModelMeta
 from pem_rt.sizes import size_arg
 from training.metrics import SemanticMetric
 
@@ -46,6 +49,7 @@ class CompareConfig:
         data, dataset, split: a dataset split to take frames and ground truth from; else ``frames`` (an
             image folder, video or "skimage"); max_frames: how many.
         backends: of BACKENDS, the first is the reference; "int8" runs once per ``calib_methods``;
+            each may be NAME:MODE to use that post-processing instead of ``postprocess``;
             calib_data (default: the train split of ``data``, else "skimage"), calib_batches: INT8 frames.
         min_agreement, max_miou_drop (points), max_rel_error: tolerances (None = not checked).
         out: report folder; save_reference / load_reference: frames + reference outputs to replay.
@@ -62,6 +66,7 @@ class CompareConfig:
     max_frames: int = 16
     backends: tuple[str, ...] = ("torch", "onnx", "fp16", "int8")
     calib_methods: tuple[str, ...] = ("percentile",)
+    postprocess: str = DEFAULT_POSTPROCESS
     calib_data: str | None = None
     calib_batches: int = 32
     min_agreement: float | None = None
@@ -79,6 +84,16 @@ class EvalFrames:
         np.ndarray | None
     )  # uint8 [N, H, W] ground truth (255 = void), when the frames come from a dataset
     names: list[str]
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """One entry of --backends: its report name, what runs it (a BACKENDS name or int8-METHOD) and the
+    post-processing mode of its graph."""
+
+    name: str
+    kind: str
+    postprocess: str
 
 
 @dataclass
@@ -111,12 +126,14 @@ def load_frames(config: CompareConfig, size: tuple[int, int]) -> EvalFrames:
     return EvalFrames(frames, None, [f"frame{i:03d}" for i in range(len(frames))])
 
 
-def run_torch(model: Any, frames: np.ndarray) -> list[dict[str, np.ndarray]]:
+def run_torch(
+    model: Any, frames: np.ndarray, postprocess: str = DEFAULT_POSTPROCESS
+) -> list[dict[str, np.ndarray]]:
     import torch
 
     from export.deploy_model import DeployModel
 
-    deploy = DeployModel(model, "semantic", debug=True).eval()
+    deploy = DeployModel(model, "semantic", debug=True, postprocess=postprocess).eval()
     outs = []
     with torch.no_grad():
         for frame in frames:
@@ -284,12 +301,23 @@ def load_reference(folder: Path) -> tuple[EvalFrames, BackendResult, tuple[str, 
     return frames, ref, tuple(meta["classes"])
 
 
-def _debug_export(config: CompareConfig, model: Any, size: tuple[int, int], out: Path) -> Path:
+def _debug_export(
+    config: CompareConfig,
+    model: Any,
+    size: tuple[int, int],
+    postprocess: str,
+    meta: ModelMeta | None,
+) -> Path:
     if config.onnx is not None:
+        if meta is not None and meta.postprocess != postprocess:
+            raise PemError(
+                f"--onnx {config.onnx} has {meta.postprocess} post-processing, a backend asks for "
+                f"{postprocess}; drop the :{postprocess} suffix or --onnx"
+            )
         return Path(config.onnx)
-    path = out / f"{model.cfg.name}_semantic_{size[0]}x{size[1]}.debug.onnx"
-    print(f"exporting the FP32 graph with debug outputs to {path}")
-    export_onnx(model, path, size, "semantic", debug=True)
+    path = config.out / f"{model.cfg.name}_semantic_{size[0]}x{size[1]}.{postprocess}.debug.onnx"
+    print(f"exporting the FP32 graph ({postprocess} post-processing) with debug outputs to {path}")
+    export_onnx(model, path, size, "semantic", debug=True, postprocess=postprocess)
     return path
 
 
@@ -318,7 +346,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--backends",
         default="torch,onnx,fp16,int8",
-        help=f"comma-separated, the first is the reference; of {', '.join(BACKENDS)}",
+        help=f"comma-separated, the first is the reference; of {', '.join(BACKENDS)}, each optionally "
+        f"NAME:MODE with MODE one of {', '.join(POSTPROCESS_MODES)} (e.g. onnx:exact,onnx:fast)",
+    )
+    run.add_argument(
+        "--postprocess",
+        choices=POSTPROCESS_MODES,
+        default=DEFAULT_POSTPROCESS,
+        help=f"post-processing of the graphs without a :MODE suffix (default {DEFAULT_POSTPROCESS})",
     )
     run.add_argument(
         "--calib-methods",
@@ -353,18 +388,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _backends(config: CompareConfig) -> list[str]:
-    names = list(config.backends)
-    unknown = [b for b in names if b not in BACKENDS]
-    if unknown or not names:
-        raise PemError(
-            f"unknown backend '{(unknown or [''])[0]}' in --backends; choose from {', '.join(BACKENDS)}"
-        )
-    methods = config.calib_methods
-    expanded: list[str] = []
-    for b in names:
-        expanded += [f"int8-{m}" for m in methods] if b == "int8" else [b]
-    return expanded
+def parse_backends(
+    names: Sequence[str], calib_methods: Sequence[str], postprocess: str = DEFAULT_POSTPROCESS
+) -> list[BackendSpec]:
+    """--backends as specs: int8 expands to one backend per calibration method, NAME:MODE sets the mode."""
+    specs: list[BackendSpec] = []
+    for entry in names:
+        kind, _, mode = entry.partition(":")
+        if kind not in BACKENDS:
+            raise PemError(f"unknown backend '{kind}' in --backends; choose from {', '.join(BACKENDS)}")
+        if mode and mode not in POSTPROCESS_MODES:
+            raise PemError(
+                f"--backends {entry}: post-processing '{mode}' is not one of {', '.join(POSTPROCESS_MODES)}"
+            )
+        suffix = f":{mode}" if mode else ""
+        kinds = [f"int8-{m}" for m in calib_methods] if kind == "int8" else [kind]
+        specs += [BackendSpec(f"{k}{suffix}", k, mode or postprocess) for k in kinds]
+    if not specs:
+        raise PemError(f"--backends is empty; choose from {', '.join(BACKENDS)}")
+    return specs
+
+
+def _backends(config: CompareConfig) -> list[BackendSpec]:
+    return parse_backends(config.backends, config.calib_methods, config.postprocess)
 
 
 def compare(config: CompareConfig) -> int:
@@ -373,13 +419,13 @@ def compare(config: CompareConfig) -> int:
     if config.load_reference is not None:
         return _run_against_saved(config, config.load_reference)
     backends = _backends(config)
-    if "engine" in backends and config.engine is None:
+    kinds = {b.kind for b in backends}
+    if "engine" in kinds and config.engine is None:
         raise PemError("the engine backend needs --engine FILE (built with `pem build-engine`)")
     if config.engine is not None and not config.engine.is_file():
         raise PemError(f"--engine {config.engine} does not exist; build one with `pem build-engine`")
     config.out.mkdir(parents=True, exist_ok=True)
-    needs_model = config.load_reference is None and ("torch" in backends or config.onnx is None)
-    model = load_model(config.model)[0] if needs_model else None
+    model = load_model(config.model)[0] if ("torch" in kinds or config.onnx is None) else None
     meta: ModelMeta | None = None
     if config.onnx is not None:
         if not config.onnx.is_file():
@@ -395,20 +441,22 @@ def compare(config: CompareConfig) -> int:
         )
     frames = load_frames(config, size)
     classes = model.cfg.dataset.classes if model is not None else (meta.classes if meta else ())
-    fp32 = _debug_export(config, model, size, config.out) if any(b != "torch" for b in backends) else None
+    graphs: dict[str, Path] = {}  # post-processing mode -> FP32 graph with debug outputs
     results: list[BackendResult] = []
-    for name in backends:
+    for spec in backends:
         start = time.perf_counter()
-        print(f"running {name} on {len(frames.images)} frames")
-        if name == "torch":
-            outputs = run_torch(model, frames.images)
-        elif name == "engine":
+        print(f"running {spec.name} on {len(frames.images)} frames")
+        if spec.kind == "torch":
+            outputs = run_torch(model, frames.images, spec.postprocess)
+        elif spec.kind == "engine":
             assert config.engine is not None  # checked above
             outputs = run_engine(config.engine, frames.images)
         else:
-            assert fp32 is not None
-            outputs = run_onnx(_onnx_variant(config, name, fp32, size), frames.images)
-        results.append(BackendResult(name, outputs, time.perf_counter() - start))
+            if spec.postprocess not in graphs:
+                graphs[spec.postprocess] = _debug_export(config, model, size, spec.postprocess, meta)
+            fp32 = graphs[spec.postprocess]
+            outputs = run_onnx(_onnx_variant(config, spec.kind, fp32, size), frames.images)
+        results.append(BackendResult(spec.name, outputs, time.perf_counter() - start))
         if len(results) == 1 and config.save_reference is not None:
             save_reference(config.save_reference, frames, results[0], classes)
     return _report(config, results, frames, classes)
@@ -418,13 +466,14 @@ def _run_against_saved(config: CompareConfig, saved: Path) -> int:
     """Candidates (e.g. an engine on the GPU box) against frames and outputs saved elsewhere."""
     frames, ref, classes = load_reference(saved)
     results = [ref]
-    for name in _backends(config):
+    for spec in _backends(config):
+        name = spec.name
         start = time.perf_counter()
-        if name == "engine":
+        if spec.kind == "engine":
             if config.engine is None or not config.engine.is_file():
                 raise PemError("the engine backend needs --engine FILE (built with `pem build-engine`)")
             outputs = run_engine(config.engine, frames.images)
-        elif name == "onnx" and config.onnx is not None:
+        elif spec.kind == "onnx" and config.onnx is not None:
             outputs = run_onnx(config.onnx, frames.images)
         else:
             raise PemError(
@@ -526,6 +575,7 @@ def config_from_args(args: argparse.Namespace) -> CompareConfig:
         max_frames=args.max_frames,
         backends=_comma_list(args.backends),
         calib_methods=_comma_list(args.calib_methods),
+        postprocess=args.postprocess,
         calib_data=args.calib_data,
         calib_batches=args.calib_batches,
         min_agreement=args.min_agreement,

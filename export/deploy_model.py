@@ -12,6 +12,16 @@ the graph so the host does no per-pixel float work and never copies Q x H x W ma
   own mask >= 0.5), int32 [N, Q]. The host finishes the reference's panoptic inference (overlap
   threshold, stuff merging) in O(Q + HW) from these (runtime/panoptic.py).
 
+``postprocess`` chooses how mask-resolution logits (1/4 of the frame) reach the frame resolution:
+
+- ``exact`` (the reference's order): all Q mask logits are up-sampled to the frame, then combined per pixel;
+- ``fast``: combined at mask resolution, then only the result is up-sampled. Semantic: the K class-score
+  maps are up-sampled bilinearly and the argmax taken at the frame resolution (where K > Q the exact order
+  is kept: it is the cheaper one). Panoptic: the winning query is chosen at mask resolution and up-sampled
+  by nearest neighbour; the own-mask test (winner's mask probability >= 0.5) uses the winner's mask logit
+  up-sampled bilinearly; ``winner_area`` and ``mask_area`` are counted at mask resolution and scaled to
+  frame pixels (the nearest-up-sampled winner map has exactly those areas). Same outputs, same shapes.
+
 ``debug=True`` adds the float tensors before the argmax (``class_logits``, ``mask_logits`` and, for
 semantic, ``scores`` [N, K, H, W]) to compare backends.
 """
@@ -22,21 +32,32 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from pem_rt.model_meta import PANOPTIC_OUTPUTS, SEMANTIC_OUTPUTS, VOID_WINNER
+from pem_rt.model_meta import (
+    DEFAULT_POSTPROCESS,
+    PANOPTIC_OUTPUTS,
+    POSTPROCESS_MODES,
+    SEMANTIC_OUTPUTS,
+    VOID_WINNER,
+)
 from training.model import PEM
-from training.model.postprocess import resize_masks, semantic_probabilities
+from training.model.postprocess import resize_masks, semantic_scores
 
 
 class DeployModel(nn.Module):
-    """Wrap a PEM for export. Args: model (eval mode is forced), task, debug outputs."""
+    """Wrap a PEM for export. Args: model (eval mode is forced), task, debug outputs, postprocess mode."""
 
-    def __init__(self, model: PEM, task: str, debug: bool = False) -> None:
+    def __init__(
+        self, model: PEM, task: str, debug: bool = False, postprocess: str = DEFAULT_POSTPROCESS
+    ) -> None:
         super().__init__()
         if task not in ("semantic", "panoptic"):
             raise ValueError(f"task must be semantic or panoptic, not {task}")
+        if postprocess not in POSTPROCESS_MODES:
+            raise ValueError(f"postprocess must be one of {', '.join(POSTPROCESS_MODES)}, not {postprocess}")
         self.model = model.eval()
         self.task = task
         self.debug = debug
+        self.fast = postprocess == "fast"
         cfg = model.cfg
         self.num_classes = cfg.num_classes
         self.object_mask_threshold = cfg.inference.object_mask_threshold
@@ -52,34 +73,73 @@ class DeployModel(nn.Module):
 
     def forward(self, image: Tensor) -> tuple[Tensor, ...]:
         """image: uint8 [N, H, W, 3] BGR, exactly an OpenCV frame."""
-        size = (int(image.shape[1]), int(image.shape[2]))
+        out = self.model(self.preprocess(image), all_predictions=False)
+        return self.postprocess(out.class_logits, out.mask_logits, (int(image.shape[1]), int(image.shape[2])))
+
+    def preprocess(self, image: Tensor) -> Tensor:
+        """uint8 BGR [N, H, W, 3] -> the network's normalised float RGB input [N, 3, H, W]."""
         # cast first: TensorRT allows a uint8 tensor only as the input of a Cast
         rgb = image.float().permute(0, 3, 1, 2).flip(1)
-        out = self.model(self.model.normalize(rgb), all_predictions=False)
-        masks = resize_masks(out.mask_logits, size)
-        debug = (out.class_logits, out.mask_logits)
+        return self.model.normalize(rgb)
+
+    def postprocess(
+        self, class_logits: Tensor, mask_logits: Tensor, size: tuple[int, int]
+    ) -> tuple[Tensor, ...]:
+        """Class logits [N, Q, K+1] and mask logits at mask resolution -> the graph's outputs at ``size``."""
+        debug = (class_logits, mask_logits)
         if self.task == "semantic":
-            scores = semantic_probabilities(out.class_logits, masks)
+            scores = semantic_scores(class_logits, mask_logits, size, self.fast)
             labels = scores.argmax(dim=1).to(torch.uint8)
             return (labels, *debug, scores) if self.debug else (labels,)
-        panoptic = self._panoptic(out.class_logits, masks)
+        if self.fast:
+            panoptic = self._panoptic_fast(class_logits, mask_logits, size)
+        else:
+            panoptic = self._panoptic(class_logits, resize_masks(mask_logits, size))
         return (*panoptic, *debug) if self.debug else panoptic
 
-    def _panoptic(self, class_logits: Tensor, masks: Tensor) -> tuple[Tensor, ...]:
+    def _kept_queries(self, class_logits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Best class score, its label and whether the query is kept (a real class above the threshold)."""
         scores, labels = F.softmax(class_logits, dim=-1).max(dim=-1)  # [N, Q]
         keep = labels.ne(self.num_classes) & (scores > self.object_mask_threshold)
+        return scores, labels, keep
+
+    def _panoptic(self, class_logits: Tensor, masks: Tensor) -> tuple[Tensor, ...]:
+        scores, labels, keep = self._kept_queries(class_logits)
         prob = masks.sigmoid()  # [N, Q, H, W]
         weighted = torch.where(keep[:, :, None, None], scores[:, :, None, None] * prob, -1.0)
         winner = weighted.argmax(dim=1)  # [N, H, W]; among kept queries (first index on ties)
         own = prob.gather(1, winner.unsqueeze(1)).squeeze(1) >= 0.5
         winner_kept = keep.gather(1, winner.flatten(1)).view_as(winner)
-        queries = torch.arange(prob.shape[1], device=prob.device)
-        winner_area = (winner.unsqueeze(1) == queries[None, :, None, None]).sum(dim=(2, 3))
-        mask_area = (prob >= 0.5).sum(dim=(2, 3))
         return (
             torch.where(keep, labels, -1).to(torch.int32),
             scores,
             torch.where(own & winner_kept, winner, VOID_WINNER).to(torch.uint8),
-            winner_area.to(torch.int32),
-            mask_area.to(torch.int32),
+            _areas(winner, prob.shape[1]).to(torch.int32),
+            (prob >= 0.5).sum(dim=(2, 3)).to(torch.int32),
         )
+
+    def _panoptic_fast(
+        self, class_logits: Tensor, mask_logits: Tensor, size: tuple[int, int]
+    ) -> tuple[Tensor, ...]:
+        scores, labels, keep = self._kept_queries(class_logits)
+        prob = mask_logits.sigmoid()  # [N, Q, h, w]: mask resolution
+        weighted = torch.where(keep[:, :, None, None], scores[:, :, None, None] * prob, -1.0)
+        winner = weighted.argmax(dim=1)  # [N, h, w]
+        winner_kept = keep.gather(1, winner.flatten(1)).view_as(winner)
+        kept = torch.where(winner_kept, winner, VOID_WINNER).unsqueeze(1).float()
+        up = F.interpolate(kept, size=size, mode="nearest").squeeze(1)  # [N, H, W]
+        own_logit = resize_masks(mask_logits.gather(1, winner.unsqueeze(1)), size).squeeze(1)
+        scale = float(size[0] * size[1]) / float(prob.shape[2] * prob.shape[3])  # frame pixels per mask pixel
+        return (
+            torch.where(keep, labels, -1).to(torch.int32),
+            scores,
+            torch.where(own_logit >= 0.0, up, float(VOID_WINNER)).to(torch.uint8),  # logit >= 0: prob >= 0.5
+            (_areas(winner, prob.shape[1]).float() * scale).round().to(torch.int32),
+            ((mask_logits >= 0.0).sum(dim=(2, 3)).float() * scale).round().to(torch.int32),
+        )
+
+
+def _areas(winner: Tensor, num_queries: int) -> Tensor:
+    """Pixels each query wins: [N, H, W] indices -> [N, Q] counts."""
+    queries = torch.arange(num_queries, device=winner.device)
+    return (winner.unsqueeze(1) == queries[None, :, None, None]).sum(dim=(2, 3))

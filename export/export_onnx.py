@@ -25,7 +25,7 @@ from pem_rt.artifacts import require_newest, runs_root
 from pem_rt.command import run_command
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_path
-from pem_rt.model_meta import ModelMeta
+from pem_rt.model_meta import DEFAULT_POSTPROCESS, POSTPROCESS_MODES, ModelMeta
 from pem_rt.sizes import size_arg
 from training.checkpoint import load_checkpoint
 from training.model import PEM, build_model, get_preset
@@ -50,7 +50,14 @@ def check_size(size: tuple[int, int], divisor: int = 32) -> None:
         raise PemError(f"--size {h}x{w} is not a multiple of {divisor}; use e.g. {hint}")
 
 
-def model_meta(model: PEM, task: str, size: tuple[int, int], batch: int, opset: int) -> ModelMeta:
+def model_meta(
+    model: PEM,
+    task: str,
+    size: tuple[int, int],
+    batch: int,
+    opset: int,
+    postprocess: str = DEFAULT_POSTPROCESS,
+) -> ModelMeta:
     cfg = model.cfg
     return ModelMeta(
         name=cfg.name,
@@ -70,6 +77,7 @@ def model_meta(model: PEM, task: str, size: tuple[int, int], batch: int, opset: 
         exporter=_exporter_versions(),
         cross_attention=cfg.decoder.cross_attention,
         decoder_layers=cfg.decoder.num_layers,
+        postprocess=postprocess,
     )
 
 
@@ -81,10 +89,12 @@ def export_onnx(
     batch: int = 1,
     debug: bool = False,
     opset: int = DEFAULT_OPSET,
+    postprocess: str = DEFAULT_POSTPROCESS,
 ) -> ModelMeta:
-    """Export ``model`` to ``path`` (atomically). ``batch=0`` makes the batch dimension dynamic."""
+    """Export ``model`` to ``path`` (atomically). ``batch=0`` makes the batch dimension dynamic;
+    ``postprocess`` is "exact" or "fast" (export/deploy_model.py), recorded in the metadata."""
     check_size(size, model.cfg.size_divisibility)
-    deploy = DeployModel(model, task, debug).eval()
+    deploy = DeployModel(model, task, debug, postprocess).eval()
     example = torch.randint(0, 256, (max(batch, 2) if batch == 0 else batch, *size, 3), dtype=torch.uint8)
     dynamic = ({0: torch.export.Dim("batch", min=1, max=256)},) if batch == 0 else None
     logging.getLogger("onnxscript").setLevel(logging.ERROR)  # constant-folding chatter, not problems
@@ -104,7 +114,7 @@ def export_onnx(
         raise PemError("torch.onnx.export returned no program; update torch/onnxscript")
     proto = program.model_proto
     proto.ir_version = IR_VERSION
-    meta = model_meta(model, task, size, batch, opset)
+    meta = model_meta(model, task, size, batch, opset, postprocess)
     set_metadata(proto, meta.to_props())
     onnx.checker.check_model(proto, full_check=True)
     with atomic_path(path) as tmp:
@@ -120,14 +130,21 @@ def set_metadata(proto: onnx.ModelProto, props: dict[str, str]) -> None:
         proto.metadata_props.add(key=key, value=value)
 
 
-def verify_with_onnxruntime(model: PEM, path: Path, task: str, size: tuple[int, int], batch: int) -> float:
+def verify_with_onnxruntime(
+    model: PEM,
+    path: Path,
+    task: str,
+    size: tuple[int, int],
+    batch: int,
+    postprocess: str = DEFAULT_POSTPROCESS,
+) -> float:
     """Run one random frame through PyTorch and ONNX Runtime; return the fraction of equal output pixels."""
     import onnxruntime as ort
 
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, (max(batch, 1), *size, 3), dtype=np.uint8)
     with torch.no_grad():
-        expected = DeployModel(model, task).eval()(torch.from_numpy(frame))
+        expected = DeployModel(model, task, postprocess=postprocess).eval()(torch.from_numpy(frame))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {"image": frame})
     key = 0 if task == "semantic" else 2  # labels / winner
@@ -204,6 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (>= 19, default {DEFAULT_OPSET})"
     )
+    p.add_argument(
+        "--postprocess",
+        choices=POSTPROCESS_MODES,
+        default=DEFAULT_POSTPROCESS,
+        help="exact: every query mask up-sampled to the frame, as the reference; fast: scores combined "
+        "at mask resolution, only the result up-sampled (BENCHMARKS.md measures both; default "
+        f"{DEFAULT_POSTPROCESS})",
+    )
     p.add_argument("--out", type=Path, help="output .onnx (default: beside the checkpoint)")
     p.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs PyTorch check")
     return p
@@ -220,13 +245,14 @@ def _run(args: argparse.Namespace) -> int:
     batch = 0 if args.dynamic_batch else args.batch
     out = args.out or default_output(checkpoint, model, task, args.size)
     start = time.perf_counter()
-    meta = export_onnx(model, out, args.size, task, batch, args.debug_outputs, args.opset)
+    meta = export_onnx(model, out, args.size, task, batch, args.debug_outputs, args.opset, args.postprocess)
     print(
-        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {meta.task}, outputs {', '.join(meta.outputs)}) "
+        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {meta.task}, {meta.postprocess} post-processing, "
+        f"outputs {', '.join(meta.outputs)}) "
         f"in {time.perf_counter() - start:.0f} s"
     )
     if not args.no_verify:
-        agreement = verify_with_onnxruntime(model, out, task, args.size, batch)
+        agreement = verify_with_onnxruntime(model, out, task, args.size, batch, args.postprocess)
         print(f"ONNX Runtime vs PyTorch on a random frame: {agreement * 100:.3f}% of pixels equal")
         if agreement < 0.999:
             print("error: ONNX Runtime disagrees with PyTorch on more than 0.1% of pixels", file=sys.stderr)

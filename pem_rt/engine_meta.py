@@ -4,7 +4,8 @@
 model metadata (:class:`pem_rt.model_meta.ModelMeta`), precision, TensorRT flavour and version, target
 compute capabilities, the plugin library's SHA-256 and CUDA runtime version (the driver it needs), which
 subgraphs are plugins (``dcn``, ``prototype_selection``), the portable-engine properties, the engine's I/O,
-and the command that built it.
+the post-processing mode of the graph it was built from ("exact" or "fast"; sidecars written before the
+mode existed read as exact), and the command that built it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_write_text
-from pem_rt.model_meta import ModelMeta
+from pem_rt.model_meta import ModelMeta, check_postprocess
 
 SIDECAR_FORMAT = "pem-rt-engine/1"
 
@@ -50,6 +51,7 @@ class EngineSidecar:
     version_compatible: bool = False
     hardware_compat: str = "none"  # none | ampere+
     dla_core: int | None = None
+    postprocess: str = "exact"  # the graph's post-processing (pem_rt.model_meta.POSTPROCESS_MODES)
     format: str = SIDECAR_FORMAT
 
     def to_json(self) -> dict[str, Any]:
@@ -82,8 +84,12 @@ def read_sidecar(engine: str | os.PathLike[str]) -> EngineSidecar:
         d = json.loads(path.read_text())
         if d.get("format") != SIDECAR_FORMAT:
             raise ValueError(f"format {d.get('format')!r}")
+        model = ModelMeta.from_json(d["model"], str(path))
+        postprocess = check_postprocess(d.get("postprocess", "exact"))
+        if postprocess != model.postprocess:
+            raise ValueError(f"postprocess {postprocess!r} but its model metadata says {model.postprocess!r}")
         return EngineSidecar(
-            model=ModelMeta.from_json(d["model"], str(path)),
+            model=model,
             precision=str(d["precision"]),
             flavour=str(d["flavour"]),
             trt_version=str(d["trt_version"]),
@@ -101,6 +107,7 @@ def read_sidecar(engine: str | os.PathLike[str]) -> EngineSidecar:
             version_compatible=bool(d.get("version_compatible", False)),
             hardware_compat=str(d.get("hardware_compat", "none")),
             dla_core=None if d.get("dla_core") is None else int(d["dla_core"]),
+            postprocess=postprocess,
         )
     except (ValueError, KeyError, TypeError) as e:
         raise PemError(

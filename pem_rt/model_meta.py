@@ -18,6 +18,11 @@ FORMAT_VERSION = "1"
 SEMANTIC_OUTPUTS = ("labels",)
 PANOPTIC_OUTPUTS = ("query_labels", "query_scores", "winner", "winner_area", "mask_area")
 VOID_WINNER = 255  # value of `winner` where no segment owns the pixel
+# How the graph turns mask logits into frame-resolution maps: "exact" follows the reference (every query's
+# mask up-sampled to the frame, then combined); "fast" combines at mask resolution and up-samples only the
+# result (export/deploy_model.py). Files written before the choice existed are exact.
+POSTPROCESS_MODES = ("exact", "fast")
+DEFAULT_POSTPROCESS = "exact"
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class ModelMeta:
     opset: ONNX opset; exporter: software versions that wrote the graph.
     cross_attention, decoder_layers: "pem" or "masked" and the number of decoder layers (what graph
         surgery expects to find).
+    postprocess: "exact" or "fast" (POSTPROCESS_MODES); absent in older files, which are exact.
     """
 
     name: str
@@ -53,6 +59,7 @@ class ModelMeta:
     exporter: str
     cross_attention: str = "pem"
     decoder_layers: int = 6
+    postprocess: str = "exact"
     format: str = FORMAT_VERSION
 
     @property
@@ -89,7 +96,7 @@ class ModelMeta:
             for f in fields(ModelMeta):
                 raw = props.get(f"pem.{f.name}")
                 if raw is None:
-                    if f.name in ("format", "cross_attention", "decoder_layers"):
+                    if f.name in ("format", "cross_attention", "decoder_layers", "postprocess"):
                         continue
                     raise KeyError(f.name)
                 values[f.name] = raw if f.type == "str" else json.loads(raw)
@@ -120,7 +127,16 @@ class ModelMeta:
                 exporter=str(d["exporter"]),
                 cross_attention=str(d.get("cross_attention", "pem")),
                 decoder_layers=int(d.get("decoder_layers", 6)),
+                postprocess=check_postprocess(d.get("postprocess", "exact")),
                 format=str(d.get("format", FORMAT_VERSION)),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise PemError(f"{source}: malformed PEM-RT metadata ({e}); re-export the model") from None
+
+
+def check_postprocess(value: Any) -> str:
+    """The post-processing mode ``value`` names; ValueError when it is none of POSTPROCESS_MODES."""
+    mode = str(value)
+    if mode not in POSTPROCESS_MODES:
+        raise ValueError(f"postprocess {mode!r} is not one of {', '.join(POSTPROCESS_MODES)}")
+    return mode

@@ -3,6 +3,8 @@
 GFLOPs follow fvcore's convention (one multiply-add = one FLOP), like the PEM paper, and include the
 deformable convolutions fvcore skips. Counting runs on PyTorch's meta device: no compute, no memory.
 A size that is not a multiple of 32 is padded like the reference (detectron2's ImageList) does.
+``--postprocess exact`` counts the reference's semantic post-processing (every query's mask up-sampled to the
+input); ``fast`` the deployable graph's cheaper order (class scores at mask resolution, K maps up-sampled).
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import torch
 from pem_rt.command import run_command
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_write_text
+from pem_rt.model_meta import DEFAULT_POSTPROCESS, POSTPROCESS_MODES
 from pem_rt.sizes import size_arg
 from training.cli_args import add_model_args, model_config_from_args
 from training.model import PEM, ModelConfig, build_model
 from training.model.flops import FlopCounter
-from training.model.postprocess import resize_masks, semantic_probabilities
+from training.model.postprocess import semantic_scores
 
 # The paper's numbers (Tables 1-3): params in millions, GFLOPs at the paper's input size. The paper
 # counted with fvcore, which skips deformable convolution, so they compare with our count without it.
@@ -57,6 +60,7 @@ class ModelInfo:
     stages: tuple[StageCost, ...]
     deform_conv_gflops: float
     deployed_gflops: float
+    postprocess: str = "exact"
 
     @property
     def params(self) -> int:
@@ -71,8 +75,9 @@ def _params(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def measure(cfg: ModelConfig, size: tuple[int, int]) -> ModelInfo:
-    """Parameters and GFLOPs per stage at input ``size`` (H, W); runs on the meta device."""
+def measure(cfg: ModelConfig, size: tuple[int, int], postprocess: str = "exact") -> ModelInfo:
+    """Parameters and GFLOPs per stage at input ``size`` (H, W); runs on the meta device. ``postprocess``
+    ("exact", the reference, or "fast") is the semantic post-processing counted."""
     div = cfg.size_divisibility
     padded = (-(-size[0] // div) * div, -(-size[1] // div) * div)
     with torch.device("meta"):
@@ -87,7 +92,7 @@ def measure(cfg: ModelConfig, size: tuple[int, int]) -> ModelInfo:
         with counters[2]:
             preds = model.predictor(levels, mask_features, all_predictions=True)
         with counters[3]:
-            semantic_probabilities(preds[-1].class_logits, resize_masks(preds[-1].mask_logits, padded))
+            semantic_scores(preds[-1].class_logits, preds[-1].mask_logits, padded, postprocess == "fast")
         with counters[4]:
             model.predictor(levels, mask_features, all_predictions=False)
     g = [c.total / 1e9 for c in counters]
@@ -99,7 +104,7 @@ def measure(cfg: ModelConfig, size: tuple[int, int]) -> ModelInfo:
     )
     dcn = counters[1].by_op.get("deform_conv2d", 0) / 1e9
     deployed = g[0] + g[1] + g[4] + g[3]
-    return ModelInfo(cfg.name, size, padded, stages, dcn, deployed)
+    return ModelInfo(cfg.name, size, padded, stages, dcn, deployed, postprocess)
 
 
 def format_report(info: ModelInfo) -> str:
@@ -111,19 +116,20 @@ def format_report(info: ModelInfo) -> str:
             if info.padded_size != info.size
             else ""
         ),
-        f"  {'stage':<22}{'params':>14}{'GFLOPs':>10}",
+        f"  {'stage':<24}{'params':>14}{'GFLOPs':>10}",
     ]
     for s in info.stages:
         params = f"{s.params:,}" if s.params else "-"
-        lines.append(f"  {s.name:<22}{params:>14}{s.gflops:>10.1f}")
-    lines.append(f"  {'total':<22}{info.params:>14,}{info.gflops:>10.1f}")
+        name = f"{s.name} ({info.postprocess})" if s.name == "post-processing" else s.name
+        lines.append(f"  {name:<24}{params:>14}{s.gflops:>10.1f}")
+    lines.append(f"  {'total':<24}{info.params:>14,}{info.gflops:>10.1f}")
     lines.append(
         f"  GFLOPs: fvcore convention (1 multiply-add = 1 FLOP), incl. {info.deform_conv_gflops:.1f} G of "
         f"deformable conv that fvcore skips (without it: {info.gflops - info.deform_conv_gflops:.1f})"
     )
     lines.append(
-        f"  deployed graph (intermediate attention masks at their own resolution, same result): "
-        f"{info.deployed_gflops:.1f} GFLOPs"
+        f"  deployed graph (intermediate attention masks at their own resolution, same result; "
+        f"{info.postprocess} post-processing): {info.deployed_gflops:.1f} GFLOPs"
     )
     key = (info.preset, info.size)
     if key in PAPER:
@@ -150,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="input HxW (default: 1024x2048 for cityscapes, 512x512 otherwise)",
     )
+    parser.add_argument(
+        "--postprocess",
+        choices=POSTPROCESS_MODES,
+        default=DEFAULT_POSTPROCESS,
+        help="semantic post-processing counted: exact (the reference's) or fast (pem export --postprocess "
+        f"fast); default {DEFAULT_POSTPROCESS}",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
     return parser
 
@@ -159,7 +172,7 @@ def _run(args: argparse.Namespace) -> None:
     size = args.size or ((1024, 2048) if cfg.dataset.name == "cityscapes" else (512, 512))
     if size[0] < 32 or size[1] < 32:
         raise PemError(f"--size {size[0]}x{size[1]} is too small; use at least 32x32")
-    info = measure(cfg, size)
+    info = measure(cfg, size, args.postprocess)
     print(format_report(info))
     if args.json:
         data = asdict(info) | {"params": info.params, "gflops": info.gflops}

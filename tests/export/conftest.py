@@ -11,6 +11,7 @@ import torch
 from filelock import FileLock
 
 from export.export_onnx import export_onnx
+from pem_rt.model_meta import DEFAULT_POSTPROCESS
 from tests.conftest import shared_dir
 from training.model import PEM, build_model, get_preset, with_ablation
 
@@ -32,15 +33,17 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., tuple[PE
         batch: int = 1,
         debug: bool = True,
         cross_attention: str | None = None,
+        postprocess: str = DEFAULT_POSTPROCESS,
     ) -> tuple[PEM, Path]:
         model = make_model(preset, cross_attention)  # seeded: the same weights in every worker
         name = (
             f"{preset}_{task}_{size[0]}x{size[1]}_b{batch}_{'debug' if debug else 'plain'}_{cross_attention}"
+            f"_{postprocess}"
         )
         path = folder / f"{name}.onnx"
         with FileLock(str(path) + ".lock"):
             if not path.exists():
-                export_onnx(model, path, size, task, batch=batch, debug=debug)
+                export_onnx(model, path, size, task, batch=batch, debug=debug, postprocess=postprocess)
         return model, path
 
     return get

@@ -1,6 +1,7 @@
 """Inference post-processing from per-query class logits and mask logits, as the PEM reference does it.
 
-All functions take mask logits already resized to the output size (see :func:`resize_masks`).
+All functions but :func:`semantic_scores` take mask logits already resized to the output size (see
+:func:`resize_masks`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,20 @@ def semantic_probabilities(class_logits: Tensor, mask_logits: Tensor) -> Tensor:
     """[B, Q, K+1] x [B, Q, H, W] -> per-class scores [B, K, H, W]: softmax(classes)[:-1] . sigmoid(masks)."""
     probs = F.softmax(class_logits, dim=-1)[..., :-1]
     return torch.einsum("bqk,bqhw->bkhw", probs, mask_logits.sigmoid())
+
+
+def semantic_scores(class_logits: Tensor, mask_logits: Tensor, size: tuple[int, int], fast: bool) -> Tensor:
+    """Per-class scores [B, K, H, W] at ``size`` from mask logits at mask resolution [B, Q, h, w].
+
+    Exact (the reference): every query's mask logits are up-sampled to ``size`` first, then combined.
+    Fast: the scores are combined at mask resolution and only the K score maps are up-sampled (bilinear,
+    like the masks), which moves K instead of Q maps through memory; where K > Q that saves nothing, so
+    the exact order is kept. The two differ only where the sigmoid's curvature matters between mask pixels.
+    """
+    num_classes = class_logits.shape[-1] - 1
+    if fast and num_classes <= mask_logits.shape[1]:
+        return resize_masks(semantic_probabilities(class_logits, mask_logits), size)
+    return semantic_probabilities(class_logits, resize_masks(mask_logits, size))
 
 
 def semantic_labels(class_logits: Tensor, mask_logits: Tensor) -> Tensor:
