@@ -164,7 +164,7 @@ def register_kernels(library: Path | None) -> tuple[Conv, Select]:
 class KernelDeformConv(nn.Module):
     """A pixel decoder's ModulatedDeformConv computed by ``conv`` (our kernel) with its own weight."""
 
-    def __init__(self, layer: nn.Module, conv: Conv) -> None:
+    def __init__(self, layer: Any, conv: Conv) -> None:  # a ModulatedDeformConv
         super().__init__()
         self.layer, self.conv = layer, conv
 
@@ -176,7 +176,7 @@ class KernelPrototypeAttention(nn.Module):
     """PEM-CA with ``select`` (our fused kernel) choosing the prototypes; every other step is the layer's
     own (training.model.cross_attention.PrototypeCrossAttention, its GPU path)."""
 
-    def __init__(self, layer: nn.Module, select: Select) -> None:
+    def __init__(self, layer: Any, select: Select) -> None:  # a PrototypeCrossAttention
         super().__init__()
         self.layer, self.select = layer, select
 

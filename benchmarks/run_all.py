@@ -188,8 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif section == "5":
             results["multistream"] = bench_multistream.measure(quick=args.quick)
         else:
-            sizes = ((128, 256),) if args.quick else bench_postprocess.SIZES
-            results["postprocess"] = bench_postprocess.measure(sizes, 2 if args.quick else 3)
+            pp_sizes: tuple[tuple[int, int], ...] = ((128, 256),) if args.quick else bench_postprocess.SIZES
+            results["postprocess"] = bench_postprocess.measure(pp_sizes, 2 if args.quick else 3)
     results["seconds"] = time.perf_counter() - start
     save_json("latest", results)
     (RESULTS / "summary.md").write_text(summary_markdown(results))
