@@ -2,8 +2,10 @@
 
 Strongly typed builds only (what TensorRT 10/11 and TensorRT-RTX share): FP32 as exported, FP16 by
 converting the ONNX with ModelOpt AutoCast (export/precision.py), INT8 by explicit Q/DQ from calibration
-(calibration/). Then graph surgery swaps in our plugins (export/surgery.py), the plugin library is loaded
-and embedded in the engine, and the engine + sidecar are written atomically.
+(calibration/). Then graph surgery swaps in our plugins (export/surgery.py; which ones per flavour:
+``--dcn``/``--prototype-selection``, export/engine_strategy.py), the plugin library is checked against this
+machine's driver, loaded and embedded in the engine, and the engine + sidecar are written atomically.
+Graphs without plugins can also be built version-compatible, hardware-compatible or for the DLA.
 `python export/build_engine.py inspect ENGINE` prints an engine's sidecar and layers.
 """
 
@@ -16,7 +18,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +29,25 @@ from calibration.calibrate import CalibrationConfig, default_reference
 from calibration.cli_args import add_calibration_args, config_from_args
 from calibration.frames import read_frames
 from export.calibrate import calibrate_for_tensorrt
+from export.engine_strategy import (
+    DCN_REQUESTS,
+    HARDWARE_COMPAT,
+    Portability,
+    apply_portability,
+    check_request,
+    resolve_strategy,
+)
 from export.precision import convert_fp16
-from export.surgery import PLUGIN_DOMAIN, to_tensorrt_graph
+from export.surgery import (
+    ALL_PLUGINS,
+    PLUGIN_DOMAIN,
+    SELECTION_CHOICES,
+    PluginStrategy,
+    describe_surgery,
+    to_tensorrt_graph,
+)
 from pem_rt.command import run_command
+from pem_rt.driver import check_driver, library_cuda_runtime
 from pem_rt.engine_meta import EngineSidecar, TensorInfo, read_sidecar, sha256_file, write_sidecar
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_path, atomic_write_bytes
@@ -50,6 +68,8 @@ class BuildOptions:
     batch: tuple[int, int, int] | None = None
     plugins: Path | None = None
     verbose: bool = False
+    strategy: PluginStrategy = ALL_PLUGINS
+    portability: Portability = field(default_factory=Portability)
 
 
 class _Progress:
@@ -117,10 +137,16 @@ def layer_summary(trt: TensorRT, network: Any) -> list[dict[str, str]]:
     return layers
 
 
-def engine_name(stem: str, precision: str, targets: tuple[str, ...], trt: TensorRT) -> str:
+def engine_name(
+    stem: str,
+    precision: str,
+    targets: tuple[str, ...],
+    trt: TensorRT,
+    strategy: PluginStrategy = ALL_PLUGINS,
+) -> str:
     target = "-".join(targets) if targets else "native"
     flavour = "rtx" if trt.flavour == "tensorrt_rtx" else "trt"
-    return f"{stem}.{precision}.{target}.{flavour}{trt.version}.engine"
+    return f"{stem}{strategy.tag()}.{precision}.{target}.{flavour}{trt.version}.engine"
 
 
 def build_engine(
@@ -132,12 +158,13 @@ def build_engine(
     source_onnx: Path,
     messages: RepeatCounter | None = None,
 ) -> EngineSidecar:
-    """Build ``trt_onnx`` (a graph with plugin nodes) into ``engine`` and its sidecar; TensorRT's
-    messages go through ``messages`` (counted, pem_rt/log.py) when given, else TensorRT prints them."""
+    """Build ``trt_onnx`` (a graph with the plugin nodes ``options.strategy`` asks for) into ``engine`` and
+    its sidecar; TensorRT's messages go through ``messages`` (counted, pem_rt/log.py) when given, else
+    TensorRT prints them."""
     import plugins
 
     trt = load_tensorrt(options.flavour)
-    library = load_plugins(trt, options.plugins)
+    library = None if options.strategy.plugin_free else load_plugins(trt, options.plugins)
     logger = trt.logger(options.verbose, messages)
     builder = trt.module.Builder(logger)
     flags = 1 << int(trt.module.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
@@ -151,9 +178,11 @@ def build_engine(
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.module.MemoryPoolType.WORKSPACE, int(options.workspace_gib * (1 << 30)))
     trt.set_targets(config, list(options.targets))
+    apply_portability(trt, builder, config, options.portability)
     profile = _add_batch_profile(trt, builder, network, config, options.batch)
     cache = _load_timing_cache(config, options.timing_cache)
-    plugins.embed_in_engine(config, library)
+    if library is not None:
+        plugins.embed_in_engine(config, library)
     config.progress_monitor = _Progress(trt).monitor
     start = time.perf_counter()
     with native_output(messages, trt.name):
@@ -172,13 +201,19 @@ def build_engine(
         flavour=trt.flavour,
         trt_version=trt.version,
         targets=options.targets,
-        plugin_sha256=sha256_file(library),
+        plugin_sha256=sha256_file(library) if library is not None else "",
         inputs=_tensor_infos(trt, network, inputs=True),
         outputs=_tensor_infos(trt, network, inputs=False),
         onnx_sha256=sha256_file(source_onnx),
         build_command=command,
         layers=tuple(layers),
         batch_profile=profile,
+        plugin_cuda_runtime=(library_cuda_runtime(library) or 0) if library is not None else 0,
+        dcn=options.strategy.dcn,
+        prototype_selection=options.strategy.prototype_selection,
+        version_compatible=options.portability.version_compatible,
+        hardware_compat=options.portability.hardware_compat,
+        dla_core=options.portability.dla_core,
     )
     write_sidecar(engine, sidecar)
     print(
@@ -198,7 +233,20 @@ def load_plugins(trt: TensorRT, library: Path | None) -> Path:
     if library is None and not path.is_file():
         print("building the plugin library (once; cached under build/plugins)")
         path = plugins.build().library
+    check_plugin_driver(trt, path)
     return Path(plugins.load(trt.module, path))
+
+
+def check_plugin_driver(trt: TensorRT, library: Path) -> None:
+    """Classic TensorRT times plugins by running them while it builds: the driver must run the library.
+    TensorRT-RTX builds without running them (ahead of time), so an old driver only gets a note: the
+    engine's runtime will refuse it there."""
+    try:
+        check_driver(library_cuda_runtime(library), f"plugin library {library}")
+    except PemError as e:
+        if trt.flavour == "tensorrt":
+            raise
+        print(f"note: {e}")
 
 
 def describe_layers(layers: Sequence[dict[str, str]]) -> str:
@@ -249,8 +297,10 @@ def parse_batch(text: str) -> tuple[int, int, int]:
     return lo, opt, hi
 
 
-def prepare_graph(reference: Path, precision: str, calib: CalibrationConfig) -> tuple[Path, Path]:
-    """(graph in the requested precision, its TensorRT graph with plugin nodes).
+def prepare_graph(
+    reference: Path, precision: str, calib: CalibrationConfig, strategy: PluginStrategy = ALL_PLUGINS
+) -> tuple[Path, Path]:
+    """(graph in the requested precision, its TensorRT graph with the plugin nodes ``strategy`` asks for).
 
     FP16 conversion checks value ranges on up to 16 of ``calib``'s frames; INT8 calibrates with ``calib``
     (cache default: ``<reference stem>.<method>.calib``).
@@ -273,11 +323,11 @@ def prepare_graph(reference: Path, precision: str, calib: CalibrationConfig) -> 
             f"{len(result.report.excluded)} kept out"
         )
     model = onnx.load(str(typed))
-    trt_model, dcn, sel = to_tensorrt_graph(model, str(typed))
-    trt_onnx = typed.with_suffix(".trt.onnx")
+    trt_model, dcn, sel = to_tensorrt_graph(model, str(typed), strategy)
+    trt_onnx = typed.with_name(f"{typed.stem}{strategy.tag()}.trt.onnx")
     with atomic_path(trt_onnx) as tmp:
         onnx.save(trt_model, tmp)
-    print(f"wrote {trt_onnx} ({dcn} ModulatedDeformConv2d, {sel} PrototypeSelection plugin nodes)")
+    print(f"wrote {trt_onnx} ({describe_surgery(strategy, dcn, sel)})")
     return typed, trt_onnx
 
 
@@ -322,6 +372,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--plugins", type=Path, default=None, help="plugin library (default: build/plugins/...)")
     p.add_argument(
+        "--dcn",
+        choices=DCN_REQUESTS,
+        default="auto",
+        help="deformable convs: our plugin, or ONNX DeformConv (native: classic TensorRT >= 10.1); "
+        "auto (default): native where the parser has it, else plugin",
+    )
+    p.add_argument(
+        "--prototype-selection",
+        choices=SELECTION_CHOICES,
+        default="plugin",
+        help="PEM-CA prototype selection: our fused plugin (default) or the standard ONNX subgraph",
+    )
+    portable = p.add_argument_group(
+        "engines without plugins (classic TensorRT; need --dcn native --prototype-selection graph)"
+    )
+    portable.add_argument(
+        "--version-compatible", action="store_true", help="the engine also runs on later TensorRT versions"
+    )
+    portable.add_argument(
+        "--hardware-compat",
+        choices=HARDWARE_COMPAT,
+        default="none",
+        help="ampere+: one engine for every Ampere-or-newer GPU (default none: this GPU)",
+    )
+    portable.add_argument(
+        "--dla-core",
+        type=int,
+        default=None,
+        metavar="N",
+        help="build for DLA core N (Jetson Orin; FP16/INT8)",
+    )
+    p.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -357,12 +439,16 @@ def _build(args: argparse.Namespace, argv: Sequence[str], messages: RepeatCounte
     meta = ModelMeta.from_onnx(reference)
     if any(n.domain == PLUGIN_DOMAIN for n in onnx.load(str(reference), load_external_data=False).graph.node):
         raise PemError(f"--onnx {reference} already has plugin nodes; pass the graph `pem export` wrote")
-    load_plugins(trt, args.plugins)  # fail early, before minutes of conversion or calibration
+    strategy = resolve_strategy(trt, args.dcn, args.prototype_selection)
+    portability = Portability(args.version_compatible, args.hardware_compat, args.dla_core)
+    check_request(trt, strategy, portability, precision)
+    if not strategy.plugin_free:
+        load_plugins(trt, args.plugins)  # fail early, before minutes of conversion or calibration
     if precision == "int8" and args.calib_data is None:
         raise PemError("--int8 needs --calib-data: an image folder, a video, or 'skimage'")
     calib = config_from_args(args, default_data="skimage")
-    _, trt_onnx = prepare_graph(reference, precision, calib)
-    engine = args.out or reference.parent / engine_name(reference.stem, precision, targets, trt)
+    _, trt_onnx = prepare_graph(reference, precision, calib, strategy)
+    engine = args.out or reference.parent / engine_name(reference.stem, precision, targets, trt, strategy)
     options = BuildOptions(
         precision,
         targets,
@@ -372,6 +458,8 @@ def _build(args: argparse.Namespace, argv: Sequence[str], messages: RepeatCounte
         args.batch,
         args.plugins,
         args.verbose,
+        strategy,
+        portability,
     )
     command = "pem build-engine " + " ".join(shlex.quote(a) for a in argv)
     build_engine(trt_onnx, engine, meta, options, command, reference, messages)

@@ -12,6 +12,11 @@ Two small onnx-graphsurgeon passes, each finding its subgraph by structure (neve
 Plugin nodes live in the ``pem`` ONNX domain and carry ``plugin_namespace``/``plugin_version``, which is
 how TensorRT's ONNX parser finds a plugin creator for an op it does not know. The counts found must
 equal what the model metadata promises (3 DCNs; one selection per PEM-CA layer), else surgery fails.
+
+Either pass can be left out (:class:`PluginStrategy`): ``--dcn native`` keeps ONNX DeformConv for parsers
+that import it (classic TensorRT >= 10.1; TensorRT-RTX's parser has none), ``--prototype-selection graph``
+keeps the standard subgraph (every parser). With both, the graph has no plugin node at all: what
+version-compatible, hardware-compatible and DLA engines need.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import onnx
@@ -40,6 +46,36 @@ from plugins.onnx_ops import PROTOTYPE_SELECTION as PROTOTYPE_OP
 PIXEL_DECODER_DCNS = 3
 # ops that only move data (Cast included: FP16 conversion puts casts inside the subgraphs we match)
 _LAYOUT_OPS = {"Reshape", "Transpose", "Unsqueeze", "Squeeze", "Expand", "Identity", "Flatten", "Cast"}
+
+
+DcnChoice = Literal["plugin", "native"]
+SelectionChoice = Literal["plugin", "graph"]
+DCN_CHOICES: tuple[DcnChoice, ...] = ("plugin", "native")
+SELECTION_CHOICES: tuple[SelectionChoice, ...] = ("plugin", "graph")
+
+
+@dataclass(frozen=True)
+class PluginStrategy:
+    """Which subgraphs become plugin nodes: DCN ``plugin`` (ModulatedDeformConv2d) or ``native`` (ONNX
+    DeformConv, left as exported); prototype selection ``plugin`` (PrototypeSelection) or ``graph``."""
+
+    dcn: DcnChoice = "plugin"
+    prototype_selection: SelectionChoice = "plugin"
+
+    @property
+    def plugin_free(self) -> bool:
+        return self.dcn == "native" and self.prototype_selection == "graph"
+
+    def tag(self) -> str:
+        """'' for the all-plugin default, else a file-name tag such as '-dcn_native' or '-noplugins'."""
+        if self.plugin_free:
+            return "-noplugins"
+        parts = [f"dcn_{self.dcn}"] if self.dcn != "plugin" else []
+        parts += [f"sel_{self.prototype_selection}"] if self.prototype_selection != "plugin" else []
+        return "".join(f"-{p}" for p in parts)
+
+
+ALL_PLUGINS = PluginStrategy()
 
 
 class NoMatch(Exception):
@@ -279,16 +315,27 @@ def replace_prototype_selection(graph: gs.Graph) -> int:
     return count
 
 
-def to_tensorrt_graph(model: onnx.ModelProto, source: str = "model") -> tuple[onnx.ModelProto, int, int]:
-    """Apply both passes; check the counts against the metadata. Returns (model, #dcn, #selections)."""
+def _count_deform_conv(graph: gs.Graph) -> int:
+    return sum(n.op == "DeformConv" for n in graph.nodes)
+
+
+def to_tensorrt_graph(
+    model: onnx.ModelProto, source: str = "model", strategy: PluginStrategy = ALL_PLUGINS
+) -> tuple[onnx.ModelProto, int, int]:
+    """Apply the passes ``strategy`` asks for; check the counts against the metadata.
+
+    Returns (model, #DCNs, #prototype selections) found, whether replaced or kept."""
     meta = ModelMeta.from_props({p.key: p.value for p in model.metadata_props}, source)
     graph = gs.import_onnx(onnx.shape_inference.infer_shapes(model))  # dtypes of every tensor
     if any(n.domain == PLUGIN_DOMAIN for n in graph.nodes):
         raise PemError(
             f"{source} already has {PLUGIN_DOMAIN} plugin nodes; run surgery on the reference graph"
         )
-    dcn = replace_deform_conv(graph)
-    selections = replace_prototype_selection(graph)
+    dcn = replace_deform_conv(graph) if strategy.dcn == "plugin" else _count_deform_conv(graph)
+    if strategy.prototype_selection == "plugin":
+        selections = replace_prototype_selection(graph)
+    else:
+        selections = len(_selection_matches(graph))
     want_sel = meta.decoder_layers if meta.cross_attention == "pem" else 0
     if dcn != PIXEL_DECODER_DCNS:
         raise PemError(
@@ -305,7 +352,8 @@ def to_tensorrt_graph(model: onnx.ModelProto, source: str = "model") -> tuple[on
     out.ir_version = model.ir_version
     del out.metadata_props[:]
     out.metadata_props.extend(model.metadata_props)
-    if not any(o.domain == PLUGIN_DOMAIN for o in out.opset_import):
+    uses_plugins = any(n.domain == PLUGIN_DOMAIN for n in out.graph.node)
+    if uses_plugins and not any(o.domain == PLUGIN_DOMAIN for o in out.opset_import):
         out.opset_import.append(onnx.helper.make_opsetid(PLUGIN_DOMAIN, PLUGIN_OPSET))
     onnx.checker.check_model(out)
     return out, dcn, selections
@@ -317,6 +365,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--onnx", type=Path, help="reference graph (default: the newest exported .onnx under runs/)"
     )
     p.add_argument("--out", type=Path, help="output (default: <input stem>.trt.onnx beside the input)")
+    p.add_argument(
+        "--dcn",
+        choices=DCN_CHOICES,
+        default="plugin",
+        help="plugin: ModulatedDeformConv2d nodes (default); native: keep ONNX DeformConv "
+        "(classic TensorRT >= 10.1)",
+    )
+    p.add_argument(
+        "--prototype-selection",
+        choices=SELECTION_CHOICES,
+        default="plugin",
+        help="plugin: PrototypeSelection nodes (default); graph: keep the standard subgraph",
+    )
     return p
 
 
@@ -336,12 +397,32 @@ def _run(args: argparse.Namespace) -> None:
         raise PemError(
             f"--onnx {src} is not a readable ONNX file ({type(e).__name__}); re-export it"
         ) from None
-    out_model, dcn, sel = to_tensorrt_graph(model, str(src))
-    out = args.out or Path(src).with_suffix(".trt.onnx")
+    strategy = PluginStrategy(args.dcn, args.prototype_selection)
+    out_model, dcn, sel = to_tensorrt_graph(model, str(src), strategy)
+    out = args.out or Path(src).with_name(f"{Path(src).stem}{strategy.tag()}.trt.onnx")
+    if Path(out).resolve() == Path(src).resolve():
+        raise PemError(f"--out {out} is the input graph; name another file")
     with atomic_path(out) as tmp:
         onnx.save(out_model, tmp)
-    print(f"replaced {dcn} DeformConv -> {DEFORM_CONV_OP} and {sel} prototype selections -> {PROTOTYPE_OP}")
+    print(describe_surgery(strategy, dcn, sel))
     print(f"wrote {out}")
+
+
+def describe_surgery(strategy: PluginStrategy, dcn: int, selections: int) -> str:
+    """One line: what became a plugin node and what stayed standard ONNX."""
+    if strategy == ALL_PLUGINS:
+        return (
+            f"replaced {dcn} DeformConv -> {DEFORM_CONV_OP} and {selections} prototype selections -> "
+            f"{PROTOTYPE_OP}"
+        )
+    dcn_text = (
+        f"{dcn} DeformConv -> {DEFORM_CONV_OP}" if strategy.dcn == "plugin" else f"{dcn} DeformConv kept"
+    )
+    if strategy.prototype_selection == "plugin":
+        sel_text = f"{selections} prototype selections -> {PROTOTYPE_OP}"
+    else:
+        sel_text = f"{selections} prototype selections kept as ONNX subgraphs"
+    return f"{dcn_text}; {sel_text}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,7 +9,9 @@ Writes (atomically, one folder per model):
     DIR/NAME/config.pbtxt         I/O names, dtypes and dims from the model, max_batch_size, dynamic
                                   batching, the instance group and the model metadata (pem.* parameters)
     DIR/NAME/VERSION/model.plan   the engine (or model.onnx)
-    DIR/NAME/libpem_plugins.so    engines: our plugin library, for the server's LD_PRELOAD
+    DIR/NAME/libpem_plugins.so    engines with plugins: our plugin library, which the server's TensorRT
+                                  backend opens (--backend-config=tensorrt,plugins=...) and which then
+                                  registers its creators itself
     DIR/NAME/README.md            the server and client command lines
 
 The config is checked by parsing it with the ModelConfig protobuf that tritonclient ships, and compared
@@ -258,8 +260,20 @@ def check_config(config: Any, model: ServedModel, where: str) -> None:
 
 
 def readme_text(model: ServedModel, name: str, repo: Path) -> str:
-    """How to serve the repository and talk to it (written beside config.pbtxt)."""
-    preload = f" -e LD_PRELOAD=/models/{name}/{PLUGIN_FILE}" if model.plugin_sha256 else ""
+    """How to serve the repository and talk to it (written beside config.pbtxt).
+
+    Engines with plugins: Triton's TensorRT backend does not let engines load the plugin library embedded
+    in them, and never calls its getCreators(); it dlopens the libraries named in its ``plugins`` backend
+    config after loading TensorRT, and the library registers its creators on load."""
+    library = f"/models/{name}/{PLUGIN_FILE}"
+    plugins = f" --backend-config=tensorrt,plugins={library}" if model.plugin_sha256 else ""
+    preload = (
+        f"The plugin library registers itself with the server's TensorRT when it is opened, so "
+        f"`-e LD_PRELOAD={library}` works as well. An engine built without plugins (`pem build-engine "
+        "--dcn native --prototype-selection graph`, classic TensorRT >= 10.1) needs neither.\n\n"
+        if model.plugin_sha256
+        else ""
+    )
     release = (
         f"a Triton release built on TensorRT {model.trt_version} (the engine's version)"
         if model.trt_version
@@ -270,8 +284,9 @@ def readme_text(model: ServedModel, name: str, repo: Path) -> str:
         f"# {name}: PEM {model.meta.name} {model.meta.task} {h}x{w} ({model.platform})\n\n"
         f"Written by `pem triton-repo {model.source}`. Serve with {release}:\n\n"
         f"    docker run --gpus all --rm -p 8000:8000 -p 8001:8001 -p 8002:8002 -v {repo.resolve()}:/models"
-        f"{preload} \\\n        nvcr.io/nvidia/tritonserver:<yy.mm>-py3 "
-        "tritonserver --model-repository=/models\n\n"
+        " \\\n        nvcr.io/nvidia/tritonserver:<yy.mm>-py3 "
+        f"tritonserver --model-repository=/models{plugins}\n\n"
+        f"{preload}"
         f"Then stream to it (frames batched by the server, up to {model.max_batch} per call):\n\n"
         f"    pem stream --triton grpc://localhost:8001/{name} --source video.mp4 --headless "
         "--record out.mp4\n\n"

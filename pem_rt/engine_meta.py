@@ -2,7 +2,9 @@
 
 ``<name>.<precision>.<target>.<trt-version>.engine`` + ``<same>.engine.json``:
 model metadata (:class:`pem_rt.model_meta.ModelMeta`), precision, TensorRT flavour and version, target
-compute capabilities, the plugin library's SHA-256, the engine's I/O, and the command that built it.
+compute capabilities, the plugin library's SHA-256 and CUDA runtime version (the driver it needs), which
+subgraphs are plugins (``dcn``, ``prototype_selection``), the portable-engine properties, the engine's I/O,
+and the command that built it.
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ class EngineSidecar:
     build_command: str
     layers: tuple[dict[str, str], ...] = ()  # name, type, output dtypes of each network layer
     batch_profile: tuple[int, int, int] | None = None  # min, opt, max batch of a dynamic-batch engine
+    plugin_cuda_runtime: int = 0  # CUDART_VERSION of the plugin library (13000); 0: no plugins
+    dcn: str = "plugin"  # plugin (ModulatedDeformConv2d) | native (ONNX DeformConv)
+    prototype_selection: str = "plugin"  # plugin (PrototypeSelection) | graph (standard ONNX ops)
+    version_compatible: bool = False
+    hardware_compat: str = "none"  # none | ampere+
+    dla_core: int | None = None
     format: str = SIDECAR_FORMAT
 
     def to_json(self) -> dict[str, Any]:
@@ -87,6 +95,12 @@ def read_sidecar(engine: str | os.PathLike[str]) -> EngineSidecar:
             build_command=str(d["build_command"]),
             layers=tuple(dict(layer) for layer in d.get("layers", [])),
             batch_profile=_profile(d.get("batch_profile")),
+            plugin_cuda_runtime=int(d.get("plugin_cuda_runtime", 0)),
+            dcn=str(d.get("dcn", "plugin")),
+            prototype_selection=str(d.get("prototype_selection", "plugin")),
+            version_compatible=bool(d.get("version_compatible", False)),
+            hardware_compat=str(d.get("hardware_compat", "none")),
+            dla_core=None if d.get("dla_core") is None else int(d["dla_core"]),
         )
     except (ValueError, KeyError, TypeError) as e:
         raise PemError(
@@ -99,6 +113,16 @@ def _profile(value: Any) -> tuple[int, int, int] | None:
         return None
     lo, opt, hi = (int(v) for v in value)
     return lo, opt, hi
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split(".") if p.isdigit())
+
+
+def _runs_version_compatible(sidecar: EngineSidecar, trt_version: str) -> bool:
+    """A version-compatible engine runs on the same major release at its version or later."""
+    built, have = _version_tuple(sidecar.trt_version), _version_tuple(trt_version)
+    return sidecar.version_compatible and built[:1] == have[:1] and have >= built
 
 
 def check_compatible(
@@ -114,7 +138,7 @@ def check_compatible(
     problems = []
     if sidecar.flavour != flavour:
         problems.append(f"built with {sidecar.flavour}, this machine has {flavour}")
-    if sidecar.trt_version != trt_version:
+    if sidecar.trt_version != trt_version and not _runs_version_compatible(sidecar, trt_version):
         problems.append(f"built with TensorRT {sidecar.trt_version}, this machine has {trt_version}")
     if compute_capability and sidecar.targets and compute_capability not in sidecar.targets:
         problems.append(f"built for {','.join(sidecar.targets)}, this GPU is {compute_capability}")

@@ -14,7 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from plugins.builder import BuildResult, build
+    from plugins.builder import BuildResult, BuildSettings, build
     from plugins.loader import (
         CREATOR_NAMES,
         PLUGIN_NAMESPACE,
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "BuildResult": "plugins.builder",
+    "BuildSettings": "plugins.builder",
     "build": "plugins.builder",
     "CREATOR_NAMES": "plugins.loader",
     "PLUGIN_NAMESPACE": "plugins.loader",
@@ -40,6 +41,7 @@ __all__ = [
     "PLUGIN_NAMESPACE",
     "PLUGIN_VERSION",
     "BuildResult",
+    "BuildSettings",
     "build",
     "default_library",
     "embed_in_engine",

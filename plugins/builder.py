@@ -1,13 +1,15 @@
 """Build the plugin library with one call: ``plugins.build()`` or ``make plugins``.
 
-CMake compiles ``libpem_plugins.so`` (the TensorRT plugins, every CUDA architecture in ``DEFAULT_ARCHS``)
-and ``libpem_plugins_hostref.so`` (the kernels' element math for the CPU tests). A full build takes about
-a minute on two cores, so results are cached under ``build/plugins/cache/<key>/``, where the key hashes
-every source file, the CMake file, the nvcc version, the architecture list and the TensorRT headers used.
+CMake compiles ``libpem_plugins.so`` (the TensorRT plugins: SASS for every SM in ``WANTED_SMS`` the
+toolkit's nvcc lists, PTX for the newest) and ``libpem_plugins_hostref.so`` (the kernels' element math for
+the CPU tests). A full build takes minutes on two cores, so results are cached under
+``build/plugins/cache/<key>/``, where the key hashes every source file, the CMake file, the nvcc version,
+the architecture list and the TensorRT headers used.
 The newest build is also copied to ``build/plugins/libpem_plugins.so``. A file lock makes parallel test
 workers wait for one build instead of racing.
 
     python -m plugins.builder [--archs 86-real] [--tensorrt-root /opt/TensorRT] [--force]
+    python -m plugins.builder --cuda-root /usr/local/cuda-12.6     # CUDA 12 TensorRT stacks (JetPack 6)
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,10 +37,36 @@ REPO_ROOT = PLUGIN_DIR.parent
 DEFAULT_BUILD_DIR = REPO_ROOT / "build" / "plugins"
 LIBRARY_NAME = "libpem_plugins.so"
 HOSTREF_NAME = "libpem_plugins_hostref.so"
-# Turing, Ampere (+ Jetson Orin 87), Ada, Hopper, Blackwell RTX; "120" also embeds PTX for newer GPUs.
-DEFAULT_ARCHS = "75-real;80-real;86-real;87-real;89-real;90-real;120"
+# SASS for Turing, Ampere (+ Jetson Orin 87), Ada, Hopper, Blackwell B200/GB200 (100), B300 (103), Jetson
+# Thor (110), Blackwell RTX (120) and DGX Spark / GB10 (121); PTX of the newest one the toolkit has (JIT on
+# later GPUs). A toolkit without some of them (CUDA 12.x) builds the ones it lists.
+WANTED_SMS: tuple[int, ...] = (75, 80, 86, 87, 89, 90, 100, 103, 110, 120, 121)
+DEFAULT_ARCHS = "75-real;80-real;86-real;87-real;89-real;90-real;100-real;103-real;110-real;120-real;121"
 SOURCE_SUFFIXES = (".h", ".cuh", ".cu", ".cpp", ".map")
 CACHE_ENTRIES_KEPT = 4
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """What to build and where (``python -m plugins.builder`` fills it from its flags).
+
+    Args:
+        build_dir: where the cache and the published libraries live (default ``build/plugins``).
+        archs: CMake CUDA architectures; default: ``WANTED_SMS`` as far as the toolkit has them.
+        tensorrt_root: a TensorRT SDK to compile against; default $TENSORRT_ROOT, else our ABI declarations.
+        cuda_root: the CUDA toolkit to build with (e.g. a CUDA 12 one for JetPack 6); default: nvcc on PATH.
+        force: rebuild even when the cache has this key.
+        verbose: stream the compiler output instead of writing it to the log only.
+        jobs: parallel compile jobs (default: all cores).
+    """
+
+    build_dir: Path | None = None
+    archs: str | None = None
+    tensorrt_root: Path | None = None
+    cuda_root: Path | None = None
+    force: bool = False
+    verbose: bool = False
+    jobs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +79,7 @@ class BuildResult:
     cached: bool
     seconds: float
     tensorrt_include: Path | None  # the SDK headers compiled against, None for our ABI declarations
+    archs: str = DEFAULT_ARCHS  # the CMake architecture list built
 
 
 def source_files() -> list[Path]:
@@ -61,11 +91,38 @@ def source_files() -> list[Path]:
     return sorted([*files, PLUGIN_DIR / "CMakeLists.txt"])
 
 
-def find_nvcc() -> Path:
+def find_nvcc(cuda_root: str | os.PathLike[str] | None = None) -> Path:
+    """nvcc of ``cuda_root`` (e.g. /usr/local/cuda-12.6), else $CUDACXX, PATH or /usr/local/cuda."""
+    if cuda_root is not None:
+        nvcc = Path(cuda_root) / "bin" / "nvcc"
+        if not nvcc.is_file():
+            raise PemError(
+                f"--cuda-root {cuda_root} has no bin/nvcc: point it at a CUDA toolkit (12.0 or newer)"
+            )
+        return nvcc.resolve()
     for candidate in (os.environ.get("CUDACXX"), shutil.which("nvcc"), "/usr/local/cuda/bin/nvcc"):
         if candidate and Path(candidate).is_file():
             return Path(candidate).resolve()
     raise PemError("nvcc not found: install the CUDA toolkit (12.8 or newer) or set CUDACXX=/path/to/nvcc")
+
+
+def toolkit_sms(nvcc: Path) -> set[int]:
+    """The SM versions ``nvcc`` can compile SASS for (``nvcc --list-gpu-code``)."""
+    out = subprocess.run([str(nvcc), "--list-gpu-code"], capture_output=True, text=True, check=False).stdout
+    return {int(m) for m in re.findall(r"^sm_(\d+)$", out, flags=re.M)}
+
+
+def default_archs(nvcc: Path) -> str:
+    """SASS for every SM in ``WANTED_SMS`` the toolkit has, PTX for the newest of them (CMake syntax)."""
+    listed = toolkit_sms(nvcc)
+    if not listed:
+        return DEFAULT_ARCHS  # an nvcc without --list-gpu-code: let CMake say what it lacks
+    sms = [sm for sm in WANTED_SMS if sm in listed]
+    if not sms:
+        raise PemError(
+            f"{nvcc} compiles for none of sm_{', sm_'.join(map(str, WANTED_SMS))}: use CUDA 12 or newer"
+        )
+    return ";".join([f"{sm}-real" for sm in sms[:-1]] + [str(sms[-1])])
 
 
 def find_tensorrt_include(tensorrt_root: str | os.PathLike[str] | None) -> Path | None:
@@ -141,52 +198,43 @@ def _run_logged(cmd: Sequence[str], log: Path, verbose: bool) -> None:
         raise PemError(f"plugin build failed ({first[:200]}); full log: {log}")
 
 
-def build(
-    *,
-    build_dir: str | os.PathLike[str] | None = None,
-    archs: str | None = None,
-    tensorrt_root: str | os.PathLike[str] | None = None,
-    force: bool = False,
-    verbose: bool = False,
-    jobs: int | None = None,
-) -> BuildResult:
-    """Build (or fetch from the cache) the plugin library and the host test library.
-
-    Args:
-        build_dir: where the cache and the published libraries live (default ``build/plugins``).
-        archs: CMake CUDA architectures, default ``DEFAULT_ARCHS`` (SM75/80/86/87/89/90/120).
-        tensorrt_root: a TensorRT SDK to compile against; default $TENSORRT_ROOT, else our ABI declarations.
-        force: rebuild even when the cache has this key.
-        verbose: stream the compiler output instead of writing it to the log only.
-        jobs: parallel compile jobs (default: all cores).
-    """
-    start = time.monotonic()
-    out_dir = Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR
-    arch_list = archs or DEFAULT_ARCHS
-    nvcc = find_nvcc()
-    trt_include = find_tensorrt_include(tensorrt_root)
+def _compile(
+    entry: Path, nvcc: Path, arch_list: str, trt_include: Path | None, settings: BuildSettings
+) -> None:
+    """Configure and build with CMake into ``entry``, keeping the two libraries and the log."""
     cmake = _tool("cmake", "install CMake 3.24 or newer (apt-get install cmake, or pip install cmake)")
+    tree = entry / "cmake"
+    shutil.rmtree(entry, ignore_errors=True)
+    tree.mkdir(parents=True)
+    log = entry / "build.log"
+    configure = [cmake, "-S", str(PLUGIN_DIR), "-B", str(tree), f"-DCMAKE_CUDA_COMPILER={nvcc}"]
+    configure += [f"-DPEM_CUDA_ARCHS={arch_list}", f"-DTENSORRT_ROOT={trt_include or ''}"]
+    configure += [f"-DCUDAToolkit_ROOT={nvcc.parents[1]}"]
+    if shutil.which("ninja"):
+        configure += ["-G", "Ninja"]
+    _run_logged(configure, log, settings.verbose)
+    jobs = str(settings.jobs or os.cpu_count() or 2)
+    _run_logged([cmake, "--build", str(tree), "--parallel", jobs], log, settings.verbose)
+    shutil.copy2(tree / LIBRARY_NAME, entry / LIBRARY_NAME)
+    shutil.copy2(tree / HOSTREF_NAME, entry / HOSTREF_NAME)
+    shutil.rmtree(tree, ignore_errors=True)
+
+
+def build(settings: BuildSettings | None = None) -> BuildResult:
+    """Build (or fetch from the cache) the plugin library and the host test library."""
+    settings = settings or BuildSettings()
+    start = time.monotonic()
+    out_dir = settings.build_dir or DEFAULT_BUILD_DIR
+    nvcc = find_nvcc(settings.cuda_root)
+    arch_list = settings.archs or default_archs(nvcc)
+    trt_include = find_tensorrt_include(settings.tensorrt_root)
     key = build_key(nvcc, arch_list, trt_include)
     entry = out_dir / "cache" / key
     library, hostref = entry / LIBRARY_NAME, entry / HOSTREF_NAME
     with _locked(out_dir / ".build.lock"):
-        cached = not force and library.is_file() and hostref.is_file()
+        cached = not settings.force and library.is_file() and hostref.is_file()
         if not cached:
-            tree = entry / "cmake"
-            shutil.rmtree(entry, ignore_errors=True)
-            tree.mkdir(parents=True)
-            log = entry / "build.log"
-            configure = [cmake, "-S", str(PLUGIN_DIR), "-B", str(tree), f"-DCMAKE_CUDA_COMPILER={nvcc}"]
-            configure += [f"-DPEM_CUDA_ARCHS={arch_list}", f"-DTENSORRT_ROOT={trt_include or ''}"]
-            if shutil.which("ninja"):
-                configure += ["-G", "Ninja"]
-            _run_logged(configure, log, verbose)
-            _run_logged(
-                [cmake, "--build", str(tree), "--parallel", str(jobs or os.cpu_count() or 2)], log, verbose
-            )
-            shutil.copy2(tree / LIBRARY_NAME, library)
-            shutil.copy2(tree / HOSTREF_NAME, hostref)
-            shutil.rmtree(tree, ignore_errors=True)
+            _compile(entry, nvcc, arch_list, trt_include, settings)
         entry.touch()
         _publish(library, out_dir / LIBRARY_NAME)
         _publish(hostref, out_dir / HOSTREF_NAME)
@@ -198,6 +246,7 @@ def build(
         cached=cached,
         seconds=time.monotonic() - start,
         tensorrt_include=trt_include,
+        archs=arch_list,
     )
 
 
@@ -206,27 +255,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="build-plugins", description=__doc__.splitlines()[0] if __doc__ else None
     )
     parser.add_argument("--build-dir", type=Path, default=None, help="default: build/plugins")
-    parser.add_argument("--archs", default=None, help=f"CMake CUDA architectures (default: {DEFAULT_ARCHS})")
-    parser.add_argument("--tensorrt-root", default=None, help="TensorRT SDK root (default: $TENSORRT_ROOT)")
+    parser.add_argument(
+        "--archs",
+        default=None,
+        help=f"CMake CUDA architectures (default: {DEFAULT_ARCHS}, as far as nvcc has them)",
+    )
+    parser.add_argument(
+        "--tensorrt-root", type=Path, default=None, help="TensorRT SDK root (default: $TENSORRT_ROOT)"
+    )
+    parser.add_argument(
+        "--cuda-root",
+        type=Path,
+        default=None,
+        help="CUDA toolkit to build with, e.g. /usr/local/cuda-12.6 for CUDA 12 TensorRT stacks (JetPack 6)",
+    )
     parser.add_argument("--force", action="store_true", help="rebuild even if the cache has this build")
     parser.add_argument("--verbose", action="store_true", help="show the compiler output")
 
     def body(args: argparse.Namespace) -> int:
-        result = build(
+        settings = BuildSettings(
             build_dir=args.build_dir,
             archs=args.archs,
             tensorrt_root=args.tensorrt_root,
+            cuda_root=args.cuda_root,
             force=args.force,
             verbose=args.verbose,
         )
-        headers = result.tensorrt_include or "our ABI declarations (plugins/common/trt_abi)"
-        how = "cache hit" if result.cached else "built"
-        archs = cuda_architectures(result.library)
-        print(f"{result.library} ({how} {result.key}, {result.seconds:.1f} s, headers: {headers})")
-        print(f"  SASS for sm_{', sm_'.join(map(str, archs['sass']))}; PTX for {archs['ptx']}")
+        report(build(settings))
         return 0
 
     return run_command("build-plugins", parser, body, argv)
+
+
+def report(result: BuildResult) -> None:
+    """Where the library is, its architectures and the driver it needs."""
+    from pem_rt.driver import describe_requirement, library_cuda_runtime
+
+    headers = result.tensorrt_include or "our ABI declarations (plugins/common/trt_abi)"
+    how = "cache hit" if result.cached else "built"
+    archs = cuda_architectures(result.library)
+    print(f"{result.library} ({how} {result.key}, {result.seconds:.1f} s, headers: {headers})")
+    print(f"  SASS for sm_{', sm_'.join(map(str, archs['sass']))}; PTX for {archs['ptx']}")
+    runtime = library_cuda_runtime(result.library)
+    if runtime is not None:
+        print(f"  {describe_requirement(runtime)}")
 
 
 if __name__ == "__main__":

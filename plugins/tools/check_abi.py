@@ -7,12 +7,15 @@ plugins/common/trt_abi/pem_trt_abi.h (renamed to namespace pemabi), and checks:
 
 1. enum values: every enumerator we declare equals the SDK's (same underlying type); enumerators the SDK
    does not have yet (older TensorRT) are listed, not failed: the plugins never pass them to TensorRT;
-2. struct layouts: sizeof, alignof and every member offset of the structs TensorRT hands to plugins,
-   and the constants we declare;
+2. struct layouts: sizeof, alignof, every member offset and every member's type (as the compiler spells
+   it, namespaces normalised) of the structs TensorRT hands to plugins, and the constants we declare;
 3. method signatures: for every virtual method we declare, the member-function-pointer type (return,
    parameters, const, noexcept) spelled in both namespaces is exactly the declared one;
-4. vtable slots: the slot of every such method, read from its Itanium member-function pointer, is the
-   same in the SDK and in ours (a program built from the file prints them);
+4. vtable slots: the slot of every such method, read from compiled code: a program calls each method
+   through a member-function pointer on an object whose vtable is a row of functions that each record
+   their own index, so the slot is the one the compiler's call reads, on any ABI (x86-64, aarch64);
+   the same for the plugin registry's methods that registration on load calls
+   (common/trt_abi/pem_trt_registry.h, the layout matching the SDK's major version);
 5. whole vtables: g++ -fdump-lang-class of both class sets, namespace-normalised, must be identical
    (entry count, destructor slots, pure/inline pattern) and the class sizes equal;
 6. interface kinds: the InterfaceInfo {kind, major, minor} each getInterfaceInfo() returns;
@@ -36,9 +39,10 @@ from pathlib import Path
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
 OUR_HEADER = PLUGIN_DIR / "common" / "trt_abi" / "pem_trt_abi.h"
 OUR_LOGGER_HEADER = PLUGIN_DIR / "common" / "trt_abi" / "pem_trt_logger.h"
+OUR_REGISTRY_HEADER = PLUGIN_DIR / "common" / "trt_abi" / "pem_trt_registry.h"
 GLUE_SOURCES = [
     PLUGIN_DIR / "common" / name
-    for name in ("attributes.cpp", "logging.cpp", "plugin_base.cpp", "registry.cpp")
+    for name in ("attributes.cpp", "logging.cpp", "plugin_base.cpp", "registration.cpp", "registry.cpp")
 ] + [
     PLUGIN_DIR / "modulated_deform_conv" / "deform_conv_plugin.cpp",
     PLUGIN_DIR / "prototype_selection" / "prototype_selection_plugin.cpp",
@@ -184,6 +188,73 @@ LOGGER_CLASSES = {
 }
 
 
+# The slot a virtual call reads, from compiled code: the object's vtable pointer points at a row of 64
+# functions trap<0>..trap<63>, each recording its own index; a call through the member-function pointer
+# (dummy arguments, the callee ignores them) lands in the trap of the method's slot.
+SLOT_PROBE = [
+    "#include <array>",
+    "#include <utility>",
+    "static long gSlot = -1;",
+    "template <int I> void trap() { gSlot = I; }",
+    "template <int... I> std::array<void*, sizeof...(I)> makeTable(std::integer_sequence<int, I...>) {",
+    "  return {{reinterpret_cast<void*>(&trap<I>)...}};",
+    "}",
+    "static std::array<void*, 64> gTable = makeTable(std::make_integer_sequence<int, 64>{});",
+    "struct FakeObject { void** vptr; unsigned char pad[256]; };",
+    "template <typename T> T dummy() {",
+    "  if constexpr (std::is_reference_v<T>) {",
+    "    alignas(64) static unsigned char storage[1024] = {};",
+    "    return *reinterpret_cast<std::remove_reference_t<T>*>(storage);",
+    "  } else { return T{}; }",
+    "}",
+    "template <typename M> struct Probe;",
+    *[
+        f"template <typename C, typename R, typename... A> struct Probe<R (C::*)(A...){q}> {{\n"
+        f"  static void call(R (C::*m)(A...){q}) {{ FakeObject o{{gTable.data(), {{}}}}; "
+        "(reinterpret_cast<C*>(&o)->*m)(dummy<A>()...); }\n};"
+        for q in ("", " const", " noexcept", " const noexcept")
+    ],
+    "template <typename M> long slotOf(M m) { gSlot = -1; Probe<M>::call(m); return gSlot; }",
+    "template <typename T> char const* typeName() { return __PRETTY_FUNCTION__; }",
+]
+
+# The plugin registry's virtual methods (registration on load calls getCreator, registerCreator and
+# deregisterCreator): name and member-function-pointer type with {C} the class, {I} IPluginCreatorInterface,
+# {V2} TensorRT 10's IPluginCreator, {E} IErrorRecorder, {P} IPluginResource.
+REGISTRY_V2_METHODS = [
+    ("registerCreator", "bool ({C}::*)({V2}&, char const*) noexcept"),
+    ("getPluginCreatorList", "{V2}* const* ({C}::*)(int32_t*) const noexcept"),
+    ("getPluginCreator", "{V2}* ({C}::*)(char const*, char const*, char const*) noexcept"),
+    ("deregisterCreator", "bool ({C}::*)({V2} const&) noexcept"),
+]
+REGISTRY_METHODS = [
+    ("setErrorRecorder", "void ({C}::*)({E}*) noexcept"),
+    ("getErrorRecorder", "{E}* ({C}::*)() const noexcept"),
+    ("isParentSearchEnabled", "bool ({C}::*)() const"),
+    ("setParentSearchEnabled", "void ({C}::*)(bool)"),
+    ("loadLibrary", "void* ({C}::*)(char const*) noexcept"),
+    ("deregisterLibrary", "void ({C}::*)(void*) noexcept"),
+    ("registerCreator", "bool ({C}::*)({I}&, char const*) noexcept"),
+    ("getAllCreators", "{I}* const* ({C}::*)(int32_t*) const noexcept"),
+    ("getCreator", "{I}* ({C}::*)(char const*, char const*, char const*) noexcept"),
+    ("deregisterCreator", "bool ({C}::*)({I} const&) noexcept"),
+    ("acquirePluginResource", "{P}* ({C}::*)(char const*, {P}*) noexcept"),
+    ("releasePluginResource", "int32_t ({C}::*)(char const*) noexcept"),
+]
+REGISTRY_NAMES = {
+    "sdk": {
+        "E": "nvinfer1::IErrorRecorder",
+        "P": "nvinfer1::IPluginResource",
+        "V2": "nvinfer1::IPluginCreator",
+    },
+    "ours": {
+        "E": "pem::trtreg::IErrorRecorder",
+        "P": "pem::trtreg::IPluginResource",
+        "V2": "pem::trtreg::IPluginCreator",
+    },
+}
+
+
 @dataclass
 class Report:
     headers: Path
@@ -249,6 +320,14 @@ def vtables(dump: str) -> dict[str, tuple[str, list[str]]]:
     return tables
 
 
+def type_spelling(pretty: str) -> str:
+    """The type in a ``typeName<T>()`` __PRETTY_FUNCTION__ ('... [with T = long int [8]]'), our namespace
+    spelled as the SDK's."""
+    m = re.search(r"\[with T = (.*)\]$", pretty.strip())
+    spelled = m.group(1) if m else pretty
+    return re.sub(r"\bpemabi::", "nvinfer1::", spelled)
+
+
 def normalise(entry: str) -> str:
     """Our namespace spelled as the SDK's; a slot of an abstract class ("0": its defaulted destructor, or
     __cxa_pure_virtual: a pure one) is the same slot either way."""
@@ -256,11 +335,31 @@ def normalise(entry: str) -> str:
     return "<abstract>" if entry in ("0", "(int (*)(...))__cxa_pure_virtual") else entry
 
 
+def registry_probes(v2_registry: bool) -> list[str]:
+    """printf lines giving the SDK's and our slot of every registry method (a static_cast to the exact
+    member-function-pointer type first: a signature that differs does not compile)."""
+    ours = "pem::trtreg::RegistryV10" if v2_registry else "pem::trtreg::RegistryV11"
+    methods = (REGISTRY_V2_METHODS if v2_registry else []) + REGISTRY_METHODS
+    interface = "nvinfer1::v_1_0::IPluginCreatorInterface"
+    out = []
+    for method, sig in methods:
+        real_sig = sig.format(C="nvinfer1::IPluginRegistry", I=interface, **REGISTRY_NAMES["sdk"])
+        our_sig = sig.format(C=ours, I=interface, **REGISTRY_NAMES["ours"])
+        label = f"IPluginRegistry::{method}{'(V2)' if '{V2}' in sig else ''}"
+        out.append(
+            f'  std::printf("slot %s %ld %ld\\n", "{label}", '
+            f"slotOf(static_cast<{real_sig}>(&nvinfer1::IPluginRegistry::{method})), "
+            f"slotOf(static_cast<{our_sig}>(&{ours}::{method})));"
+        )
+    return out
+
+
 def generate_source(
     real_enums: dict[str, dict[str, int]],
     ours: dict[str, dict[str, int]],
     versioned_logger: bool,
     report: Report,
+    v2_registry: bool = False,
 ) -> str:
     lines = [
         "#include <NvInferRuntime.h>",
@@ -272,12 +371,8 @@ def generate_source(
         "#include <cstdio>",
         "#include <cstring>",
         "#include <type_traits>",
-        "template <typename M> long slotOf(M m) {",
-        "  struct { std::uintptr_t ptr; std::ptrdiff_t adj; } r;",
-        '  static_assert(sizeof(M) == sizeof(r), "Itanium member-function pointer");',
-        "  std::memcpy(&r, &m, sizeof(r));",
-        "  return (r.ptr & 1) ? static_cast<long>((r.ptr - 1) / sizeof(void*)) : -1;",
-        "}",
+        f'#include "{OUR_REGISTRY_HEADER}"',
+        *SLOT_PROBE,
     ]
 
     def both(template: str) -> tuple[str, str]:
@@ -304,6 +399,7 @@ def generate_source(
     report.checks.append(f"{n_enum} enumerators equal")
 
     n_layout = 0
+    prints: list[str] = []
     for struct, members in STRUCTS.items():
         real_t, our_t = both("{N}::" + struct)
         lines.append(f'static_assert(sizeof({real_t}) == sizeof({our_t}), "sizeof {struct}");')
@@ -313,6 +409,10 @@ def generate_source(
                 f"static_assert(offsetof({real_t}, {member}) == "
                 f'offsetof({our_t}, {member}), "{struct}::{member}");'
             )
+            prints.append(
+                f'  std::printf("member\\t%s\\t%s\\t%s\\n", "{struct}::{member}", '
+                f"typeName<decltype({real_t}::{member})>(), typeName<decltype({our_t}::{member})>());"
+            )
         n_layout += 2 + len(members)
     for constant in CONSTANTS:
         real_c, our_c = both(constant)
@@ -320,7 +420,6 @@ def generate_source(
         n_layout += 1
     report.checks.append(f"{n_layout} sizes, alignments, offsets and constants equal")
 
-    prints = []
     for cls, method, sig in METHODS:
         real_c, our_c = both(cls)
         real_sig = sig.format(N="nvinfer1", C=real_c)
@@ -374,45 +473,35 @@ def generate_source(
         lines.append(f"void* keep_{method}[] = {{(void*)sizeof({real_c}), (void*)sizeof({our_c})}};")
     flavour = "versioned (TensorRT >= 11)" if versioned_logger else "legacy (TensorRT <= 10)"
     report.checks.append(f"logger ABI is the {flavour} layout: Severity, log and findLogger slots equal")
+    prints += registry_probes(v2_registry)
+    ours_registry = "RegistryV10" if v2_registry else "RegistryV11"
+    report.checks.append(f"plugin registry is the {ours_registry} layout: signatures and slots equal")
     lines += ["int main() {", *prints, "  return 0;", "}"]
     return "\n".join(lines) + "\n"
 
 
-def check(headers: Path, cxx: str, cuda_include: Path, work: Path) -> Report:
-    report = Report(headers)
-    version_text = (headers / "NvInferVersion.h").read_text(errors="replace")
-    parts = [
-        re.search(rf"#define (?:TRT|NV_TENSORRT)_{p}\w* (\d+)", version_text)
-        for p in ("MAJOR", "MINOR", "PATCH")
-    ]
-    report.version = ".".join(m.group(1) if m else "?" for m in parts)
-    real_texts = [p.read_text(errors="replace") for p in sorted(headers.glob("NvInfer*.h"))]
-    real_enums: dict[str, dict[str, int]] = {}
-    for text in real_texts:
-        for name, values in parse_enums(text).items():
-            real_enums.setdefault(name, values)
-    ours_text = OUR_HEADER.read_text()
-    versioned_logger = (
-        re.search(r"class ILogger\s*:\s*public IVersionedInterface", "\n".join(real_texts)) is not None
-    )
-    source = work / "abi_check.cpp"
-    source.write_text(generate_source(real_enums, parse_enums(ours_text), versioned_logger, report))
-    binary = work / "abi_check"
-    compile_cmd = [cxx, "-std=c++17", "-fdump-lang-class", f"-I{headers}", f"-I{cuda_include}"]
-    compile_cmd += ["-Wno-deprecated-declarations", str(source), "-o", str(binary)]
-    result = subprocess.run(compile_cmd, cwd=work, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        errors = [line for line in result.stderr.splitlines() if "error" in line]
-        report.problems += errors[:20] or [result.stderr[-2000:]]
-        return report
-
-    run = subprocess.run([str(binary)], capture_output=True, text=True, check=True)
-    for line in run.stdout.splitlines():
+def check_probe_output(stdout: str, report: Report) -> None:
+    """The probe program's lines: ``member<TAB>label<TAB>SDK type<TAB>our type``, ``slot label SDK ours``."""
+    slots = members = 0
+    for line in stdout.splitlines():
+        if line.startswith("member\t"):
+            _, label, real_type, our_type = line.split("\t")
+            if type_spelling(real_type) != type_spelling(our_type):
+                report.problems.append(
+                    f"type of {label}: SDK {type_spelling(real_type)}, ours {type_spelling(our_type)}"
+                )
+            members += 1
+            continue
         _, label, real_slot, our_slot = line.split()
         if real_slot != our_slot or real_slot == "-1":
             report.problems.append(f"vtable slot of {label}: SDK {real_slot}, ours {our_slot}")
-    report.checks.append(f"{len(METHODS)} vtable slots equal")
+        slots += 1
+    report.checks.append(f"{members} member types equal")
+    report.checks.append(f"{slots} vtable slots equal (read from compiled calls)")
 
+
+def check_vtable_dump(work: Path, versioned_logger: bool, report: Report) -> None:
+    """Whole vtables and class sizes from g++ -fdump-lang-class, namespace-normalised."""
     dumps = list(work.glob("*.class"))
     tables = vtables(dumps[0].read_text()) if dumps else {}
     for cls in INTERFACES:
@@ -432,6 +521,47 @@ def check(headers: Path, cxx: str, cuda_include: Path, work: Path) -> Report:
         elif len(tables[real_c][1]) != len(tables[our_c][1]) or tables[real_c][0] != tables[our_c][0]:
             report.problems.append(f"{real_c}: vtable {tables[real_c]} vs {our_c}: {tables[our_c]}")
     report.checks.append(f"{len(INTERFACES)} whole vtables (g++ -fdump-lang-class) and class sizes equal")
+
+
+def check(headers: Path, cxx: str, cuda_include: Path, work: Path) -> Report:
+    report = Report(headers)
+    version_text = (headers / "NvInferVersion.h").read_text(errors="replace")
+    parts = [
+        re.search(rf"#define (?:TRT|NV_TENSORRT)_{p}\w* (\d+)", version_text)
+        for p in ("MAJOR", "MINOR", "PATCH")
+    ]
+    report.version = ".".join(m.group(1) if m else "?" for m in parts)
+    real_texts = [p.read_text(errors="replace") for p in sorted(headers.glob("NvInfer*.h"))]
+    real_enums: dict[str, dict[str, int]] = {}
+    for text in real_texts:
+        for name, values in parse_enums(text).items():
+            real_enums.setdefault(name, values)
+    ours_text = OUR_HEADER.read_text()
+    versioned_logger = (
+        re.search(r"class ILogger\s*:\s*public IVersionedInterface", "\n".join(real_texts)) is not None
+    )
+    v2_registry = any(
+        name == "IPluginRegistry" and "getPluginCreatorList" in body
+        for text in real_texts
+        for name, body in class_bodies(text)
+    )
+    source = work / "abi_check.cpp"
+    source.write_text(
+        generate_source(real_enums, parse_enums(ours_text), versioned_logger, report, v2_registry)
+    )
+    binary = work / "abi_check"
+    compile_cmd = [cxx, "-std=c++17", "-fdump-lang-class", f"-I{headers}", f"-I{cuda_include}"]
+    compile_cmd += ["-Wno-deprecated-declarations", str(source), "-o", str(binary)]
+    result = subprocess.run(compile_cmd, cwd=work, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        errors = [line for line in result.stderr.splitlines() if "error" in line]
+        report.problems += errors[:20] or [result.stderr[-2000:]]
+        return report
+
+    run = subprocess.run([str(binary)], capture_output=True, text=True, check=True)
+    check_probe_output(run.stdout, report)
+
+    check_vtable_dump(work, versioned_logger, report)
 
     real_kinds = interface_kinds(real_texts)
     our_kinds = interface_kinds([ours_text])

@@ -1,7 +1,8 @@
 """TensorRT backend (classic TensorRT 10+ or TensorRT-RTX): engine + sidecar -> labels on the GPU.
 
 Before anything is deserialised the sidecar is read and checked against this machine (flavour, TensorRT
-version, GPU compute capability, plugin library): a mismatch is one line with the rebuild command.
+version, the driver the plugin library needs, GPU compute capability, plugin library): a mismatch is one
+line with the rebuild command or the driver to install.
 Per call: the frames are copied into a pinned host buffer, then H2D copy, ``execute_async_v3`` and D2H
 copies of the (small, integer) outputs are enqueued on one CUDA stream and waited for once. With classic
 TensorRT that whole sequence is captured into a CUDA graph and replayed with a single launch;
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from pem_rt.driver import check_driver, library_cuda_runtime
 from pem_rt.engine_meta import EngineSidecar, check_compatible, read_sidecar, sha256_file
 from pem_rt.errors import PemError
 from pem_rt.model_meta import ModelMeta
@@ -99,8 +101,11 @@ class TensorRTBackend:
             trt = load_tensorrt(sidecar.flavour)
         except PemError as e:
             raise BackendUnavailable(f"{sidecar.flavour} is not installed ({str(e).split(';')[0]})") from None
-        # flavour and version first: they need no GPU, so a wrong engine is refused on any machine
+        # flavour, version and driver first: they need no GPU, so a wrong engine is refused on any machine
         check_compatible(self.path, sidecar, trt.flavour, trt.version, None, None)
+        check_driver(sidecar.plugin_cuda_runtime, f"engine {self.path} (its plugin library)")
+        if plugins is not None and plugins.is_file():
+            check_driver(library_cuda_runtime(plugins), f"--plugins {plugins}")
         gpu = probe_gpu(device)
         plugin_sha = load_plugins(trt, plugins)
         check_compatible(self.path, sidecar, trt.flavour, trt.version, gpu.compute_capability, plugin_sha)
@@ -127,8 +132,10 @@ class TensorRTBackend:
         check(rt.cudaSetDevice(device), "cudaSetDevice")
         self._logger = self.trt.logger()
         self._runtime = mod.Runtime(self._logger)
-        if sidecar.plugin_sha256 and hasattr(self._runtime, "engine_host_code_allowed"):
-            # the plugin library is embedded in the engine: host code TensorRT loads on deserialisation.
+        host_code = bool(sidecar.plugin_sha256) or sidecar.version_compatible
+        if host_code and hasattr(self._runtime, "engine_host_code_allowed"):
+            # the plugin library (or, version-compatible, the lean runtime) is embedded in the engine: host
+            # code TensorRT loads on deserialisation.
             # Engines are executable artefacts: run only engines you built or got over a trusted channel.
             self._runtime.engine_host_code_allowed = True
         engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())

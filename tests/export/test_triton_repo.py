@@ -4,6 +4,8 @@ tritonclient's ModelConfig protobuf and matches the model's I/O; bad input is on
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -108,7 +110,17 @@ def test_engine_repository(
     assert (repo / "pem" / "1" / "model.plan").read_bytes() == engine.read_bytes()
     assert (repo / "pem" / "libpem_plugins.so").read_bytes() == plugin_library.read_bytes()
     readme = (repo / "pem" / "README.md").read_text()
+    assert "--backend-config=tensorrt,plugins=/models/pem/libpem_plugins.so" in readme
     assert "LD_PRELOAD=/models/pem/libpem_plugins.so" in readme and "TensorRT 10.13.3" in readme
+    # the loading path the README names: the server's TensorRT is loaded, then the library is dlopen'ed
+    check = (
+        "import ctypes, sys, tensorrt_rtx as trt; ctypes.CDLL(sys.argv[1]); r = trt.get_plugin_registry(); "
+        "print(all(r.get_creator(n, '1', 'pem') for n in ('ModulatedDeformConv2d', 'PrototypeSelection')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", check, str(repo / "pem" / "libpem_plugins.so")], capture_output=True, text=True
+    )
+    assert loaded.stdout.strip() == "True", loaded.stderr[-2000:]
 
     other = tmp_path / "libother.so"
     other.write_bytes(b"not the library the engine was built with")

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from pem_rt.driver import library_cuda_runtime
+from pem_rt.errors import PemError
 from plugins.builder import (
     DEFAULT_ARCHS,
     PLUGIN_DIR,
@@ -14,8 +20,10 @@ from plugins.builder import (
     build,
     build_key,
     cuda_architectures,
+    default_archs,
     find_nvcc,
     source_files,
+    toolkit_sms,
 )
 
 EXPECTED_EXPORTS = {
@@ -25,6 +33,8 @@ EXPECTED_EXPORTS = {
     "pem_prototype_selection",
     "pem_prototype_selection_workspace_size",
     "pem_plugins_logger_abi",
+    "pem_plugins_registered_on_load",
+    "pem_plugins_cuda_runtime_version",
 }
 
 
@@ -56,8 +66,43 @@ def test_needs_no_cuda_or_tensorrt_shared_library(plugin_build: BuildResult) -> 
 def test_carries_code_for_every_architecture(plugin_build: BuildResult) -> None:
     archs = cuda_architectures(plugin_build.library)
     print(f"SASS: {archs['sass']}  PTX: {archs['ptx']}")
-    assert archs["sass"] == [75, 80, 86, 87, 89, 90, 120]
-    assert archs["ptx"] == [120]  # JIT-compiled on GPUs newer than the list
+    # B200/GB200 (100), B300 (103), Jetson Thor (110) and GB10 (121) included; nvcc 13 lists them all
+    assert archs["sass"] == [75, 80, 86, 87, 89, 90, 100, 103, 110, 120, 121]
+    assert archs["ptx"] == [121]  # JIT-compiled on GPUs newer than the list
+
+
+def test_default_archs_follow_the_toolkit() -> None:
+    nvcc = find_nvcc()
+    listed = toolkit_sms(nvcc)
+    assert {75, 86, 120} <= listed  # nvcc --list-gpu-code, read for real
+    archs = default_archs(nvcc)
+    assert archs == DEFAULT_ARCHS  # nvcc 13 has every SM we want
+    parts = archs.split(";")
+    assert all(p.endswith("-real") for p in parts[:-1]) and parts[-1] == "121"  # PTX for the newest only
+
+
+def test_cuda_root_must_hold_nvcc(tmp_path: Path) -> None:
+    with pytest.raises(PemError, match=r"--cuda-root .* has no bin/nvcc"):
+        find_nvcc(tmp_path)
+    assert find_nvcc(find_nvcc().parents[1]) == find_nvcc()
+
+
+def test_library_records_its_cuda_runtime(plugin_build: BuildResult) -> None:
+    version = library_cuda_runtime(plugin_build.library)  # read from the file, not loaded
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import ctypes, sys; print(ctypes.CDLL(sys.argv[1]).pem_plugins_cuda_runtime_version())",
+            str(plugin_build.library),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    nvcc = subprocess.run([str(find_nvcc()), "--version"], capture_output=True, text=True).stdout
+    major, minor = re.search(r"release (\d+)\.(\d+)", nvcc).groups()  # type: ignore[union-attr]
+    assert version == int(run.stdout) == int(major) * 1000 + int(minor) * 10
 
 
 def test_second_build_is_a_cache_hit(plugin_build: BuildResult) -> None:

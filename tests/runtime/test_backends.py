@@ -24,7 +24,7 @@ from runtime.backends import BackendUnavailable, cuda_runtime, open_backend, ten
 from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from runtime.segmenter import Segmenter
 
-from .conftest import RunStream, assert_one_error_line
+from .conftest import RunStream, assert_one_error_line, stream_env
 
 
 def meta_of(path: Path) -> ModelMeta:
@@ -365,3 +365,23 @@ def test_tensorrt_engine_on_a_gpu(semantic_onnx: Path, tmp_path: Path) -> None:
             frame = rng.integers(0, 256, (96, 160, 3), dtype=np.uint8)
             assert (seg(frame).labels == ref(frame).labels).mean() > 0.99
         seg.close()
+
+
+def test_old_driver_is_refused_in_one_line_before_the_engine_is_opened(
+    run_stream: RunStream, semantic_onnx: Path, tmp_path: Path
+) -> None:
+    """The driver the sidecar's plugin library needs, checked against a driver version the check reads
+    from $PEM_CUDA_DRIVER_VERSION (this machine has none): refused before anything is deserialised."""
+    trt = pytest.importorskip("tensorrt_rtx", reason="needs TensorRT-RTX to get past the version check")
+    meta = meta_of(semantic_onnx)
+    engine = make_engine(
+        tmp_path, meta, "tensorrt_rtx", trt.__version__, plugin_sha256="ab" * 32, plugin_cuda_runtime=13000
+    )
+    args = ("--engine", engine, "--source", "synthetic:64x128", "--headless", "--frames", "1")
+    old = run_stream(*args, env={**stream_env(), "PEM_CUDA_DRIVER_VERSION": "12.8"})
+    line = assert_one_error_line(
+        old, "built with CUDA 13.0: needs an NVIDIA driver R580", "supports CUDA 12.8"
+    )
+    assert "--cuda-root" in line
+    new = run_stream(*args, env={**stream_env(), "PEM_CUDA_DRIVER_VERSION": "13.0"})
+    assert "NVIDIA driver" not in new.output  # passes the check (then fails elsewhere: not a real engine)
