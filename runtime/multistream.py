@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
@@ -51,15 +51,10 @@ from runtime.output_stage import (
 )
 from runtime.overlay import HudStats, Overlay
 from runtime.recorder import FOURCC, Recorder
+from runtime.segmenter import Result, Segmenter
 from runtime.sinks import to_sinks, wants_overlay
 from runtime.sources import Source
 from runtime.tiles import Tiles
-
-if TYPE_CHECKING:
-    from runtime.segmenter import (  # types only: segmenter imports the stream loop (Segmenter.stream)
-        Result,
-        Segmenter,
-    )
 
 Log = Callable[[str], None]
 DEFAULT_BATCH_TIMEOUT = 0.010  # seconds the batcher waits for the other sources once a frame is there
@@ -156,7 +151,7 @@ class MultiMetrics:
         }
 
 
-Batch = list[tuple[Lane, Frame, "Result"]]
+Batch = list[tuple[Lane, Frame, Result]]
 
 
 def resized(image: np.ndarray, result: Result, size: tuple[int, int]) -> tuple[np.ndarray, Result]:
