@@ -22,11 +22,12 @@ from calibration.frames import read_frames
 from calibration.quantize import QuantizeReport, quantize_int8
 from calibration.ranges import METHODS, activation_tensors, collect_ranges
 from export.surgery import prototype_selection_matmuls
-from pem_rt.artifacts import require_newest
 from pem_rt.command import run_command
 from pem_rt.engine_meta import sha256_file
 from pem_rt.errors import PemError
+from pem_rt.lineage import INT8, SCRATCH, pick_reference, require_reference
 from pem_rt.model_meta import ModelMeta
+from pem_rt.paths import check_output_file
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,16 @@ def calibrate(
     percentile: float = 99.99,
     exclude: tuple[str, ...] = (),
     high_precision: str = "fp16",
+    role: str = INT8,
 ) -> CalibrationResult:
-    """Calibrate ``reference`` (a graph from `pem export`) and write its INT8 Q/DQ graph to ``out``."""
+    """Calibrate ``reference`` (a graph from `pem export`) and write its INT8 Q/DQ graph to ``out``
+    (lineage ``role``: INT8, or SCRATCH for `pem compare`'s graphs)."""
     if method not in METHODS:
         raise PemError(f"unknown --calib-method {method}; choose one of {', '.join(METHODS)}")
     if not reference.is_file():
         raise PemError(f"--onnx {reference} does not exist; export one with `pem export --size HxW`")
     start = time.perf_counter()
+    require_reference(reference, also=(role,) if role == SCRATCH else ())
     meta = read_meta(reference)
     if meta.batch not in (0, 1):
         raise PemError(
@@ -78,7 +82,13 @@ def calibrate(
         num_frames=len(frames),
         frames_sha256=frames_digest(frames),
     )
+    model = onnx.load(str(reference))
+    tensors = activation_tensors(model, exclude_nodes=prototype_selection_matmuls(model))
     scales = read_cache(cache, key)
+    if scales is not None and set(scales) != set(tensors):
+        missing = len(set(tensors) - set(scales))
+        print(f"calibration cache {cache} lacks {missing} of {len(tensors)} tensors: calibrating again")
+        scales = None
     reused = scales is not None
     if reused:
         print(
@@ -86,13 +96,11 @@ def calibrate(
             "skipping calibration"
         )
     else:
-        model = onnx.load(str(reference))
-        tensors = activation_tensors(model, exclude_nodes=prototype_selection_matmuls(model))
         print(f"calibrating {len(tensors)} activation tensors on {len(frames)} frames ({method})")
         amax = collect_ranges(reference, tensors, frames, method, percentile)
         write_cache(cache, key, amax)
         print(f"wrote calibration cache {cache}")
-    report = quantize_int8(reference, out, cache, frames[:1], exclude, high_precision)
+    report = quantize_int8(reference, out, cache, frames[:1], exclude, high_precision, role)
     return CalibrationResult(out, cache, reused, report, time.perf_counter() - start)
 
 
@@ -130,7 +138,9 @@ def add_calibration_args(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pem calibrate", description=__doc__.splitlines()[0].split(": ", 1)[1])
     p.add_argument(
-        "--onnx", type=Path, help="reference graph from `pem export` (default: newest under runs/)"
+        "--onnx",
+        type=Path,
+        help="reference graph from `pem export` (default: the reference graph under runs/, by lineage)",
     )
     p.add_argument("--out", type=Path, help="Q/DQ ONNX to write (default: <model stem>.int8.onnx)")
     p.add_argument(
@@ -144,13 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def default_reference() -> Path:
-    return require_newest(
-        "exported model",
-        ["*.onnx"],
-        "--onnx",
-        "pem export --size HxW",
-        keep=lambda p: not p.name.endswith((".trt.onnx", ".int8.onnx", ".fp16.onnx")),
-    )
+    """The reference graph under runs/ (by lineage: never an FP16, INT8, TensorRT or comparison graph)."""
+    return pick_reference("--onnx")
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -159,6 +164,8 @@ def _run(args: argparse.Namespace) -> None:
         raise PemError("--calib-data is required: an image folder, a video, or 'skimage'")
     out = args.out or reference.with_suffix(".int8.onnx")
     cache = args.calib_cache or reference.with_suffix(".calib")
+    check_output_file(out, "--out", "model.int8.onnx")
+    check_output_file(cache, "--calib-cache", "model.calib")
     result = calibrate(
         reference,
         args.calib_data,

@@ -4,7 +4,8 @@ ModelOpt places the Q/DQ nodes the way TensorRT wants them (weights per channel,
 tensor) and keeps the rest in FP16 (or FP32); every activation scale comes from our cache, so ModelOpt
 only runs one frame through the model to place nodes. Kept out of INT8: DeformConv and the
 prototype-selection similarity MatMuls (their plugins run in FP16/FP32) and whatever ``--int8-exclude``
-patterns (regular expressions over node names) name.
+patterns (regular expressions over node names) name. ModelOpt writes beside (and over) the model it is
+given, so it gets a private copy: the user's graph is only ever read.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import shutil
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ import onnx
 from export.surgery import prototype_selection_matmuls
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_path
+from pem_rt.lineage import INT8, derived, stamp
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,10 @@ def quantize_int8(
     frame: np.ndarray,
     exclude_patterns: tuple[str, ...] = (),
     high_precision: str = "fp16",
+    role: str = INT8,
 ) -> QuantizeReport:
-    """Write the Q/DQ graph of ``reference`` to ``out`` (atomically); ``frame`` is one [1, H, W, 3] input."""
+    """Write the Q/DQ graph of ``reference`` to ``out`` (atomically); ``frame`` is one [1, H, W, 3] input.
+    ``role``: the lineage role of the result (INT8, or SCRATCH for `pem compare`'s graphs)."""
     from modelopt.onnx.quantization import quantize
 
     model = onnx.load(str(reference))
@@ -53,9 +58,11 @@ def quantize_int8(
     _quiet_modelopt()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_out = Path(tmp) / "int8.onnx"
+        work = Path(tmp) / "model.onnx"
+        shutil.copyfile(reference, work)  # ModelOpt rewrites and writes beside its input
         with contextlib.redirect_stdout(io.StringIO()):
             quantize(
-                str(reference),
+                str(work),
                 quantize_mode="int8",
                 calibration_data={"image": frame},
                 calibration_method="max",
@@ -72,6 +79,7 @@ def quantize_int8(
         qdq = onnx.load(str(tmp_out))
     del qdq.metadata_props[:]
     qdq.metadata_props.extend(model.metadata_props)  # ModelOpt drops them
+    stamp(qdq, derived(reference, model, role))
     ops = Counter(n.op_type for n in qdq.graph.node)
     consumers: set[str] = set()
     dq_outputs = {n.output[0] for n in qdq.graph.node if n.op_type == "DequantizeLinear"}

@@ -3,13 +3,16 @@
 Strongly typed builds only (what TensorRT 10/11 and TensorRT-RTX share): FP32 as exported, FP16 by
 converting the ONNX with ModelOpt AutoCast (export/precision.py), INT8 by explicit Q/DQ from calibration
 (calibration/). Then graph surgery swaps in our plugins (export/surgery.py), the plugin library is loaded
-and embedded in the engine, and the engine + sidecar are written atomically.
+and embedded in the engine, and the engine + sidecar are written atomically as one unit: the sidecar holds
+the engine's size and SHA-256 and is renamed into place first, so a kill between the two renames leaves an
+old engine that its new sidecar refuses, never a pair that verifies but does not belong together.
 `python export/build_engine.py inspect ENGINE` prints an engine's sidecar and layers.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shlex
 import sys
@@ -23,15 +26,24 @@ from typing import Any
 import onnx
 from tqdm import tqdm
 
-from calibration.calibrate import add_calibration_args, calibrate, default_reference, read_meta
+from calibration.calibrate import add_calibration_args, calibrate, read_meta
 from calibration.frames import read_frames
 from export.precision import convert_fp16
 from export.surgery import PLUGIN_DOMAIN, to_tensorrt_graph
 from pem_rt.command import run_command
-from pem_rt.engine_meta import EngineSidecar, TensorInfo, read_sidecar, sha256_file, write_sidecar
+from pem_rt.engine_meta import (
+    EngineSidecar,
+    TensorInfo,
+    read_sidecar,
+    sha256_file,
+    verify_engine,
+    write_sidecar,
+)
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_path, atomic_write_bytes
+from pem_rt.lineage import TENSORRT_GRAPH, derived, pick_reference, require_reference, stamp
 from pem_rt.model_meta import ModelMeta
+from pem_rt.paths import check_output_dir, check_output_file
 from pem_rt.trt import TensorRT, load_tensorrt, parse_targets
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -151,7 +163,7 @@ def build_engine(
         )
     if options.timing_cache is not None and cache is not None:
         atomic_write_bytes(options.timing_cache, bytes(cache.serialize()))
-    atomic_write_bytes(engine, bytes(serialized))
+    data = bytes(serialized)
     layers = layer_summary(trt, network)
     sidecar = EngineSidecar(
         model=meta,
@@ -166,8 +178,13 @@ def build_engine(
         build_command=command,
         layers=tuple(layers),
         batch_profile=profile,
+        engine_size=len(data),
+        engine_sha256=hashlib.sha256(data).hexdigest(),
+        parent_sha256=sha256_file(trt_onnx),
     )
-    write_sidecar(engine, sidecar)
+    with atomic_path(engine) as tmp:  # the sidecar is renamed first, then the engine (see the docstring)
+        tmp.write_bytes(data)
+        write_sidecar(engine, sidecar)
     print(
         f"built {engine} ({engine.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.0f} s: "
         f"{describe_layers(layers)}"
@@ -268,6 +285,7 @@ def prepare_graph(reference: Path, precision: str, args: argparse.Namespace) -> 
         )
     model = onnx.load(str(typed))
     trt_model, dcn, sel = to_tensorrt_graph(model, str(typed))
+    stamp(trt_model, derived(typed, model, TENSORRT_GRAPH))
     trt_onnx = typed.with_suffix(".trt.onnx")
     with atomic_path(trt_onnx) as tmp:
         onnx.save(trt_model, tmp)
@@ -280,7 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pem build-engine", description=__doc__.splitlines()[0].split(": ", 1)[1]
     )
     p.add_argument(
-        "--onnx", type=Path, help="reference graph from `pem export` (default: newest under runs/)"
+        "--onnx",
+        type=Path,
+        help="reference graph from `pem export` (default: the reference graph under runs/, by lineage)",
     )
     prec = p.add_mutually_exclusive_group()
     for name in PRECISIONS:
@@ -334,15 +354,20 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> None:
         targets = ("sm86",)
         print("no --target given: building for sm86 (RTX 30xx/A-series); name yours, e.g. --target sm89")
     precision = args.precision or "fp16"
-    reference = args.onnx or default_reference()
+    reference = args.onnx or pick_reference("--onnx")
     if not reference.is_file():
         raise PemError(f"--onnx {reference} does not exist; export one with `pem export --size HxW`")
+    require_reference(reference)
     meta = read_meta(reference)
     if any(n.domain == PLUGIN_DOMAIN for n in onnx.load(str(reference), load_external_data=False).graph.node):
         raise PemError(f"--onnx {reference} already has plugin nodes; pass the graph `pem export` wrote")
+    engine = args.out or reference.parent / engine_name(reference.stem, precision, targets, trt)
+    check_output_file(engine, "--out", "model.engine")
+    check_output_file(args.timing_cache, "--timing-cache", "timing.cache")
+    check_output_file(args.calib_cache, "--calib-cache", "model.calib")
+    check_output_dir(reference.parent, "--onnx's folder")
     load_plugins(trt, args.plugins)  # fail early, before minutes of conversion or calibration
     _, trt_onnx = prepare_graph(reference, precision, args)
-    engine = args.out or reference.parent / engine_name(reference.stem, precision, targets, trt)
     options = BuildOptions(
         precision,
         targets,
@@ -365,10 +390,16 @@ def inspect_engine(engine: Path) -> None:
     if not engine.is_file():
         raise PemError(f"engine {engine} does not exist; build one with `pem build-engine`")
     sidecar = read_sidecar(engine)
+    verified = verify_engine(engine, sidecar)
     info = {k: v for k, v in sidecar.to_json().items() if k not in ("layers", "model")}
     print(json.dumps(info, indent=2))
     m = sidecar.model
     print(f"model: {m.name}, {m.task}, {m.input_height}x{m.input_width}, {len(m.classes)} classes")
+    print(
+        "engine matches its sidecar (size and SHA-256)"
+        if verified
+        else "engine not verified: its sidecar predates engine hashes"
+    )
     inspected = _engine_inspector_layers(engine, sidecar.flavour)
     if inspected is not None:
         print("layers of the built engine (TensorRT engine inspector):")

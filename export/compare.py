@@ -26,7 +26,9 @@ from export.precision import convert_fp16
 from pem_rt.command import run_command
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_write_text
+from pem_rt.lineage import SCRATCH, Lineage
 from pem_rt.model_meta import ModelMeta
+from pem_rt.paths import check_output_dir
 from training.cli_args import parse_size
 from training.metrics import SemanticMetric
 
@@ -251,7 +253,7 @@ def _debug_export(args: argparse.Namespace, model: Any, size: tuple[int, int], o
         return Path(args.onnx)
     path = out / f"{model.cfg.name}_semantic_{size[0]}x{size[1]}.debug.onnx"
     print(f"exporting the FP32 graph with debug outputs to {path}")
-    export_onnx(model, path, size, "semantic", debug=True)
+    export_onnx(model, path, size, "semantic", debug=True, lineage=Lineage(SCRATCH))
     return path
 
 
@@ -337,6 +339,7 @@ def _run(args: argparse.Namespace) -> int:
         raise PemError("the engine backend needs --engine FILE (built with `pem build-engine`)")
     if args.engine is not None and not args.engine.is_file():
         raise PemError(f"--engine {args.engine} does not exist; build one with `pem build-engine`")
+    check_output_dir(args.out, "--out")
     args.out.mkdir(parents=True, exist_ok=True)
     needs_model = args.load_reference is None and ("torch" in backends or args.onnx is None)
     model = load_model(args) if needs_model else None
@@ -401,12 +404,13 @@ def _onnx_variant(args: argparse.Namespace, name: str, fp32: Path, size: tuple[i
         return fp32
     if name == "fp16":
         path = args.out / f"{fp32.stem}.fp16.onnx"
-        convert_fp16(fp32, path, read_frames(args.calib_data or "skimage", size, 16))
+        convert_fp16(fp32, path, read_frames(args.calib_data or "skimage", size, 16), role=SCRATCH)
         return path
     method = name.split("-", 1)[1]
     path = args.out / f"{fp32.stem}.int8-{method}.onnx"
     calib = args.calib_data or (_train_split_images(args) if args.data else "skimage")
-    calibrate(fp32, calib, path, args.out / f"{fp32.stem}.{method}.calib", method, args.calib_batches)
+    cache = args.out / f"{fp32.stem}.{method}.calib"
+    calibrate(fp32, calib, path, cache, method, args.calib_batches, role=SCRATCH)
     return path
 
 

@@ -20,11 +20,14 @@ import onnx
 import torch
 
 from export.deploy_model import DeployModel
-from pem_rt.artifacts import require_newest, runs_root
+from pem_rt.artifacts import runs_root
 from pem_rt.command import run_command
+from pem_rt.engine_meta import sha256_file
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_path
+from pem_rt.lineage import REFERENCE, Lineage, pick_checkpoint, stamp
 from pem_rt.model_meta import ModelMeta
+from pem_rt.paths import check_output_file
 from training.checkpoint import load_checkpoint
 from training.cli_args import parse_size
 from training.model import PEM, build_model, get_preset
@@ -80,8 +83,10 @@ def export_onnx(
     batch: int = 1,
     debug: bool = False,
     opset: int = DEFAULT_OPSET,
+    lineage: Lineage | None = None,
 ) -> ModelMeta:
-    """Export ``model`` to ``path`` (atomically). ``batch=0`` makes the batch dimension dynamic."""
+    """Export ``model`` to ``path`` (atomically). ``batch=0`` makes the batch dimension dynamic.
+    ``lineage``: what the graph is (a reference graph by default) and the checkpoint's SHA-256."""
     check_size(size, model.cfg.size_divisibility)
     deploy = DeployModel(model, task, debug).eval()
     example = torch.randint(0, 256, (max(batch, 2) if batch == 0 else batch, *size, 3), dtype=torch.uint8)
@@ -105,6 +110,7 @@ def export_onnx(
     proto.ir_version = IR_VERSION
     meta = model_meta(model, task, size, batch, opset)
     set_metadata(proto, meta.to_props())
+    stamp(proto, lineage or Lineage(REFERENCE))
     onnx.checker.check_model(proto, full_check=True)
     with atomic_path(path) as tmp:
         onnx.save(proto, tmp)
@@ -142,9 +148,7 @@ def load_model(args: argparse.Namespace) -> PEM:
         if args.weights:
             print(load_official(model, args.weights).summary())
         return model.eval()
-    path = args.checkpoint or require_newest(
-        "checkpoint", ["best.pt", "last.pt"], "--checkpoint", "pem train --data DIR"
-    )
+    path = args.checkpoint or pick_checkpoint("--checkpoint")
     ckpt = load_checkpoint(path)
     if args.preset and args.preset != ckpt.config.name:
         get_preset(args.preset)  # an unknown name is its own error
@@ -198,8 +202,12 @@ def _run(args: argparse.Namespace) -> int:
     check_size(args.size, model.cfg.size_divisibility)
     batch = 0 if args.dynamic_batch else args.batch
     out = args.out or default_output(args, model, task, args.size)
+    check_output_file(out, "--out", "model.onnx")
     start = time.perf_counter()
-    meta = export_onnx(model, out, args.size, task, batch, args.debug_outputs, args.opset)
+    parent = sha256_file(args.checkpoint) if args.checkpoint else ""
+    meta = export_onnx(
+        model, out, args.size, task, batch, args.debug_outputs, args.opset, Lineage(REFERENCE, parent)
+    )
     print(
         f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {meta.task}, outputs {', '.join(meta.outputs)}) "
         f"in {time.perf_counter() - start:.0f} s"

@@ -391,6 +391,9 @@ def default_name(meta: ModelMeta) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pem_rt.paths import check_output_dir
+
+    check_output_dir(args.repo, "--repo")
     model = describe(args.model, args.platform, args.max_batch)
     name = args.name or default_name(model.meta)
     folder = write_repo(

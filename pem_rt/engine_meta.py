@@ -2,7 +2,10 @@
 
 ``<name>.<precision>.<target>.<trt-version>.engine`` + ``<same>.engine.json``:
 model metadata (:class:`pem_rt.model_meta.ModelMeta`), precision, TensorRT flavour and version, target
-compute capabilities, the plugin library's SHA-256, the engine's I/O, and the command that built it.
+compute capabilities, the plugin library's SHA-256, the engine's I/O, and the command that built it; its
+lineage (role ``engine``, the SHA-256 of the TensorRT graph it was built from, ``onnx_sha256`` the reference
+graph's) and the engine's own size and SHA-256, so an engine and a sidecar that do not belong together
+(an interrupted build, a copied file) are refused with the command that rebuilds them.
 """
 
 from __future__ import annotations
@@ -42,6 +45,10 @@ class EngineSidecar:
     build_command: str
     layers: tuple[dict[str, str], ...] = ()  # name, type, output dtypes of each network layer
     batch_profile: tuple[int, int, int] | None = None  # min, opt, max batch of a dynamic-batch engine
+    engine_size: int = 0  # bytes of the engine file (0: a sidecar written before this was recorded)
+    engine_sha256: str = ""
+    role: str = "engine"
+    parent_sha256: str = ""  # the TensorRT graph (with plugin nodes) the engine was built from
     format: str = SIDECAR_FORMAT
 
     def to_json(self) -> dict[str, Any]:
@@ -87,11 +94,35 @@ def read_sidecar(engine: str | os.PathLike[str]) -> EngineSidecar:
             build_command=str(d["build_command"]),
             layers=tuple(dict(layer) for layer in d.get("layers", [])),
             batch_profile=_profile(d.get("batch_profile")),
+            engine_size=int(d.get("engine_size", 0)),
+            engine_sha256=str(d.get("engine_sha256", "")),
+            role=str(d.get("role", "engine")),
+            parent_sha256=str(d.get("parent_sha256", "")),
         )
-    except (ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         raise PemError(
             f"{path} is not a valid engine sidecar ({e}); rebuild with `pem build-engine`"
         ) from None
+
+
+def verify_engine(engine: str | os.PathLike[str], sidecar: EngineSidecar) -> bool:
+    """Refuse an engine that is not the one its sidecar describes (size, SHA-256), naming the rebuild
+    command. Returns False for a sidecar written before engines were hashed (nothing to check)."""
+    if not sidecar.engine_sha256:
+        return False
+    rebuild = sidecar.build_command or "pem build-engine"
+    size = os.path.getsize(engine)
+    if size != sidecar.engine_size or sha256_file(engine) != sidecar.engine_sha256:
+        what = (
+            f"{size} bytes, the sidecar says {sidecar.engine_size}"
+            if size != sidecar.engine_size
+            else "SHA-256"
+        )
+        raise PemError(
+            f"engine {engine} is not the one its sidecar {sidecar_path(engine).name} describes ({what}: "
+            f"an interrupted build or a replaced file); rebuild: {rebuild}"
+        )
+    return True
 
 
 def _profile(value: Any) -> tuple[int, int, int] | None:

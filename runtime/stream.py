@@ -206,6 +206,15 @@ def _stdin_quit(stop: Any) -> None:
         threading.Thread(target=watch, name="stdin-quit", daemon=True).start()
 
 
+def check_outputs(metrics: Path | None, masks: Path | None, record: Path | None) -> None:
+    """Every output path is checked before a source opens or a model loads."""
+    from pem_rt.paths import check_output_dir, check_output_file
+
+    check_output_file(metrics, "--metrics", "metrics.json")
+    check_output_dir(masks, "--save-masks")
+    check_output_file(record, "--record", "out.mp4")
+
+
 def _run(args: argparse.Namespace) -> int:
     from runtime.segmenter import Segmenter
     from runtime.sources import open_source, quiet_opencv
@@ -223,6 +232,7 @@ def _run(args: argparse.Namespace) -> int:
     quiet_opencv(args.verbose)
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     specs = source_specs(args.inputs)
+    check_outputs(args.metrics, args.save_masks, args.record if len(specs) <= 1 else None)
     if args.triton is not None:
         from runtime.backends.triton_backend import parse_address
 

@@ -102,8 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     def body(args: argparse.Namespace) -> int:
+        from pem_rt.paths import check_output_dir
         from training.trainer import train
 
+        check_output_dir(args.out, "--out")
         return train(args)
 
     return run_command("train", build_parser(), body, argv)

@@ -1,9 +1,10 @@
 """Choose and open a backend: TensorRT for engines, ONNX Runtime for ONNX graphs, and the fallback.
 
-With neither an engine nor an ONNX file, the newest exported artefact under runs/ is used: an engine when
-this machine can run one, else the newest reference ONNX. A ``grpc://`` address runs the model on a Triton
-Inference Server instead (runtime/backends/triton_backend.py). Whenever TensorRT cannot run here (no GPU, no
-TensorRT, no cuda-python) and ``backend`` is ``auto``, one line says why and ONNX Runtime runs instead.
+With neither an engine nor an ONNX file, the artefacts under runs/ are chosen by lineage
+(pem_rt/lineage.py): the reference graph, and an engine built from it when this machine can run one. A
+``grpc://`` address runs the model on a Triton Inference Server instead (runtime/backends/triton_backend.py).
+Whenever TensorRT cannot run here (no GPU, no TensorRT, no cuda-python) and ``backend`` is ``auto``, one
+line says why and ONNX Runtime runs instead.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from pem_rt.artifacts import newest, require_newest
 from pem_rt.errors import PemError
 from runtime.backends.base import Backend, BackendUnavailable
 
@@ -37,6 +37,25 @@ def tensorrt_unavailable() -> str | None:
 
 def _is_reference_onnx(p: Path) -> bool:
     return not p.name.endswith(".trt.onnx")
+
+
+def _default_model(backend: str, log: Callable[[str], None]) -> tuple[Path | None, Path | None]:
+    """(engine, None) or (None, reference graph) by lineage: an engine made from the reference graph when
+    TensorRT runs here, else the reference graph itself."""
+    from pem_rt.lineage import engines_of, pick_engine, pick_reference
+
+    reason = tensorrt_unavailable() if backend != "onnxruntime" else "--backend onnxruntime"
+    reference = pick_reference("--onnx", log)
+    if reason is None:
+        found = pick_engine(reference, engines_of(reference), log)
+        if found is not None:
+            return found, None
+        reason = f"no engine built from {reference.name} under runs/"
+    if backend == "tensorrt":
+        raise PemError(f"--backend tensorrt: {reason}; run `pem build-engine --onnx {reference}`")
+    if backend == "auto":
+        log(f"{reason}: using ONNX Runtime on the reference graph")
+    return None, reference
 
 
 def open_backend(
@@ -71,17 +90,7 @@ def open_backend(
         raise PemError("--backend tensorrt runs engines: pass --engine (build one with `pem build-engine`)")
 
     if engine is None and onnx is None:
-        reason = tensorrt_unavailable() if backend != "onnxruntime" else "--backend onnxruntime"
-        found = newest(["*.engine"]) if reason is None else None
-        if found is not None:
-            log(f"using engine {found} (newest under runs/; pass --engine or --onnx to choose another)")
-            engine = found
-        elif backend == "tensorrt":
-            raise PemError(f"--backend tensorrt: {reason or 'no engine under runs/; run `pem build-engine`'}")
-        else:
-            if reason and backend == "auto":
-                log(f"{reason}: using ONNX Runtime")
-            onnx = require_newest("ONNX model", ["*.onnx"], "--onnx", EXPORT_COMMAND, _is_reference_onnx)
+        engine, onnx = _default_model(backend, log)
 
     if engine is not None:
         from runtime.backends.tensorrt_backend import TensorRTBackend, sibling_onnx
