@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-all lint typecheck demo bench plugins clean
+.PHONY: install test test-all lint typecheck demo bench plugins fuzz clean
 
 install: $(STAMP)
 
@@ -31,6 +31,16 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
+
+# Every parser of a file a user may hand us, fuzzed with atheris for FUZZ_RUNS executions each (only the
+# project's PemError may come out; a crash stops with the input saved as build/fuzz/crash-*).
+FUZZ_RUNS ?= 1000000
+FUZZ_TARGETS := sidecar onnx_metadata calibration_cache annotations sources_file checkpoint
+fuzz: $(STAMP)
+	mkdir -p build/fuzz
+	for t in $(FUZZ_TARGETS); do \
+	  $(PY) -m tests.fuzz.run $$t -runs=$(FUZZ_RUNS) -artifact_prefix=build/fuzz/ build/fuzz/$$t || exit 1; \
+	done
 
 test-all: $(STAMP)
 	$(PY) -m pytest

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pem_rt.errors import PemError
 from pem_rt.files import atomic_write_text
 from pem_rt.lineage import CALIBRATION_CACHE
 
@@ -27,8 +28,8 @@ HEADER = "PEM-RT-calibration-2"
 LEGACY_HEADER = "PEM-RT-calibration-1"
 
 
-class DamagedCache(ValueError):
-    pass
+class DamagedCache(PemError):
+    """A calibration cache that is cut short or altered (read_cache recomputes it)."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def _scales(lines: list[str]) -> dict[str, float]:
     return scales
 
 
-def _parse(text: str) -> tuple[dict[str, object], dict[str, float]]:
+def parse_cache(text: str) -> tuple[dict[str, object], dict[str, float]]:
     """(key, scales) of a cache of either format; DamagedCache when it is cut or altered."""
     lines = text.splitlines()
     first = lines[0] if lines else ""
@@ -122,7 +123,7 @@ def read_cache(path: Path, key: CalibrationKey) -> dict[str, float] | None:
         print(f"calibration cache {path} was not written by PEM-RT: ignoring it, calibrating again")
         return None
     try:
-        stored, scales = _parse(text)
+        stored, scales = parse_cache(text)
     except DamagedCache as e:
         print(f"calibration cache {path} is damaged ({e}): calibrating again")
         return None

@@ -78,7 +78,18 @@ def read_sidecar(engine: str | os.PathLike[str]) -> EngineSidecar:
     if not path.is_file():
         raise PemError(f"{engine} has no sidecar {path.name}; rebuild it with `pem build-engine`")
     try:
-        d = json.loads(path.read_text())
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise PemError(f"{path} is not a readable engine sidecar ({e}); rebuild with `pem build-engine`") from None
+    return parse_sidecar(text, str(path))
+
+
+def parse_sidecar(text: str, path: str) -> EngineSidecar:
+    """The sidecar in ``text`` (read from ``path``); a PemError naming it when it is not a valid one."""
+    try:
+        d = json.loads(text)
+        if not isinstance(d, dict):
+            raise ValueError("not a JSON object")
         if d.get("format") != SIDECAR_FORMAT:
             raise ValueError(f"format {d.get('format')!r}")
         return EngineSidecar(

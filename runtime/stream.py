@@ -146,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--metrics", type=Path, metavar="FILE.json", help="frames, dropped, FPS, latency percentiles"
     )
+    out.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first image or video frame that cannot be decoded (default: skip it, count it "
+        "in the metrics as lost, and say where at the end)",
+    )
     out.add_argument("--alpha", type=float, default=0.5, help="opacity of the class colours, 0..1 (0.5)")
     out.add_argument("--no-hud", action="store_true", help="no HUD and legend on the overlay")
     out.add_argument("--verbose", action="store_true", help="keep OpenCV/FFmpeg's own log messages")
@@ -166,6 +172,8 @@ def read_sources_file(path: Path) -> list[tuple[str, str]]:
         lines = path.read_text().splitlines()
     except OSError as e:
         raise PemError(f"--sources {path}: cannot read it ({e.strerror}); one source per line") from None
+    except UnicodeDecodeError as e:
+        raise PemError(f"--sources {path}: not a text file (byte {e.start} is not UTF-8); one source per line") from None
     found = []
     for number, line in enumerate(lines, 1):
         text = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""
@@ -242,6 +250,7 @@ def _run(args: argparse.Namespace) -> int:
         camera = int(value) if kind == "camera" else None
         spec = value if kind == "source" else None
         sources.append(open_source(spec, camera, args.realtime, args.reconnect_timeout, log, seed=i))
+        sources[-1].strict = args.strict
     model = args.triton or args.engine or args.onnx
     segmenter = Segmenter(
         model,
@@ -369,8 +378,14 @@ def _run_single(args: argparse.Namespace, source: Any, segmenter: Any, show: boo
     log(
         f"{metrics.frames} frames, {metrics.fps:.1f} FPS, end-to-end latency p50/p90/p99 "
         f"{e2e.percentile(50):.1f}/{e2e.percentile(90):.1f}/{e2e.percentile(99):.1f} ms, "
-        f"dropped {metrics.dropped}, reconnects {metrics.reconnects} (stopped: {pipeline.state.reason})"
+        f"dropped {metrics.dropped}, reconnects {metrics.reconnects}, lost {source.lost} "
+        f"(stopped: {pipeline.state.reason})"
     )
+    if source.lost:
+        log(
+            f"warning: {source.description}: {source.lost} frame{'s' if source.lost > 1 else ''} could not be "
+            f"decoded and were skipped ({'; '.join(source.damage)})"
+        )
     stages = ", ".join(
         f"{s} {metrics.stages[s].percentile(50):.1f}"
         for s in STAGES
