@@ -80,7 +80,9 @@ def read_sidecar(engine: str | os.PathLike[str]) -> EngineSidecar:
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as e:
-        raise PemError(f"{path} is not a readable engine sidecar ({e}); rebuild with `pem build-engine`") from None
+        raise PemError(
+            f"{path} is not a readable engine sidecar ({e}); rebuild with `pem build-engine`"
+        ) from None
     return parse_sidecar(text, str(path))
 
 

@@ -31,7 +31,7 @@ def umask() -> int:
     return current
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -51,7 +51,7 @@ def remove_stale_temps(target: Path) -> list[Path]:
         m = pattern.match(entry.name)
         if m is None:
             continue
-        if m.group(1) is not None and (int(m.group(1)) == os.getpid() or _alive(int(m.group(1)))):
+        if m.group(1) is not None and (int(m.group(1)) == os.getpid() or process_alive(int(m.group(1)))):
             continue  # a writer that still runs (this process or another)
         with contextlib.suppress(OSError):
             entry.unlink()

@@ -239,7 +239,11 @@ class CaptureSource(Source):
                 self._lose(tried, f"frames {broke + 1}-{broke + tried}", error)
                 self.frames += 1
                 return frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-        self._lose(self.expected - broke, f"frames {broke + 1}-{self.expected} (it broke at frame {broke + 1})", error)
+        self._lose(
+            self.expected - broke,
+            f"frames {broke + 1}-{self.expected} (it broke at frame {broke + 1})",
+            error,
+        )
         return None
 
     def _reconnect(self, stop: threading.Event) -> np.ndarray | None:

@@ -173,7 +173,9 @@ def read_sources_file(path: Path) -> list[tuple[str, str]]:
     except OSError as e:
         raise PemError(f"--sources {path}: cannot read it ({e.strerror}); one source per line") from None
     except UnicodeDecodeError as e:
-        raise PemError(f"--sources {path}: not a text file (byte {e.start} is not UTF-8); one source per line") from None
+        raise PemError(
+            f"--sources {path}: not a text file (byte {e.start} is not UTF-8); one source per line"
+        ) from None
     found = []
     for number, line in enumerate(lines, 1):
         text = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""
@@ -382,9 +384,10 @@ def _run_single(args: argparse.Namespace, source: Any, segmenter: Any, show: boo
         f"(stopped: {pipeline.state.reason})"
     )
     if source.lost:
+        plural = "s were" if source.lost > 1 else " was"
         log(
-            f"warning: {source.description}: {source.lost} frame{'s' if source.lost > 1 else ''} could not be "
-            f"decoded and were skipped ({'; '.join(source.damage)})"
+            f"warning: {source.description}: {source.lost} frame{plural} not decodable and skipped "
+            f"({'; '.join(source.damage)})"
         )
     stages = ", ".join(
         f"{s} {metrics.stages[s].percentile(50):.1f}"

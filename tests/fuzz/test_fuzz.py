@@ -42,7 +42,7 @@ def test_seeds_parse(target: str) -> None:
         ("sources_file", b"camera:0\n\xba\xff\n"),  # not UTF-8: was a UnicodeDecodeError
         ("sidecar", b"[1, 2]"),  # JSON that is not an object
         ("sidecar", b"[" * 100_000),  # nesting deeper than the JSON decoder's recursion limit
-        ("calibration_cache", b"PEM-RT-calibration-2 {\"key\": {}, \"entries\": 1}\nx: zz\n"),
+        ("calibration_cache", b'PEM-RT-calibration-2 {"key": {}, "entries": 1}\nx: zz\n'),
         ("onnx_metadata", b"\x72\x05\x0a\x03abc"),  # a metadata entry cut short
         ("annotations", b'{"images": [], "annotations": [{"file_name": 3}]}'),
     ],

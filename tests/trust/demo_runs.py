@@ -64,14 +64,30 @@ def make_demo_runs(root: Path, repo: Path = REPO, compare: bool = True) -> DemoR
     calibration) and compare/ (the debug export and its FP16/INT8 scratch graphs)."""
     demo = root / "demo"
     data, run, cmp = demo / "data", demo / "run", demo / "compare"
-    ok(pem("synthetic", "--out", data, "--train", "16", "--val", "4", "--size", SIZE, "--seed", "1", repo=repo))
+    ok(
+        pem(
+            "synthetic",
+            "--out",
+            data,
+            "--train",
+            "16",
+            "--val",
+            "4",
+            "--size",
+            SIZE,
+            "--seed",
+            "1",
+            repo=repo,
+        )
+    )
     ok(pem("train", *TRAIN, "--data", data, "--out", run, repo=repo))
     ok(pem("export", "--checkpoint", run / "best.pt", "--size", SIZE, "--no-verify", repo=repo))
     reference = run / f"cityscapes-tiny_semantic_{SIZE}.onnx"
     calib = data / "leftImg8bit" / "train"
     ok(pem("calibrate", "--onnx", reference, "--calib-data", calib, "--calib-batches", "4", repo=repo))
     if compare:
-        ok(pem("compare", "--checkpoint", run / "best.pt", "--data", data, "--size", SIZE, "--max-frames", "2",
-               "--backends", "torch,onnx,fp16,int8", "--calib-methods", "max,percentile", "--calib-batches",
-               "4", "--calib-data", calib, "--out", cmp, repo=repo))  # fmt: skip
+        ok(pem("compare", "--checkpoint", run / "best.pt", "--data", data, "--size", SIZE,
+               "--max-frames", "2", "--backends", "torch,onnx,fp16,int8", "--calib-methods",
+               "max,percentile", "--calib-batches", "4", "--calib-data", calib, "--out", cmp,
+               repo=repo))  # fmt: skip
     return DemoRuns(root, data, run, reference, cmp)

@@ -42,7 +42,9 @@ def read_panoptic_json(
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise PemError(f"{json_path} is not a COCO panoptic json ({e}); expected {layout}") from None
     try:
-        records = [_record(ann, images, png_dir, image_dir, category_map, json_path, layout) for ann in annotations]
+        records = [
+            _record(ann, images, png_dir, image_dir, category_map, json_path, layout) for ann in annotations
+        ]
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
         raise PemError(
             f"{json_path}: an annotation is malformed ({type(e).__name__}: {str(e)[:80]}); expected {layout}"
@@ -62,7 +64,9 @@ def _record(
     layout: str,
 ) -> Record:
     png = png_dir / str(ann["file_name"])
-    image_name = str(images.get(ann["image_id"], {}).get("file_name", Path(str(ann["file_name"])).stem + ".jpg"))
+    image_name = str(
+        images.get(ann["image_id"], {}).get("file_name", Path(str(ann["file_name"])).stem + ".jpg")
+    )
     image = image_dir / image_name
     if not image.is_file():
         raise PemError(f"{image} is missing (listed in {json_path.name}): expected {layout}")
