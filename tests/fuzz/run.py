@@ -24,10 +24,10 @@ def main() -> None:
     if not corpus:
         corpus = [str(Path("build/fuzz") / name)]
         rest.append(corpus[0])
-    write_seeds(name, Path(corpus[0]))
-    with atheris.instrument_imports(include=INSTRUMENT[name]):
+    with atheris.instrument_imports(include=INSTRUMENT[name]):  # before anything imports them
         for module in INSTRUMENT[name]:
             importlib.import_module(module)
+    write_seeds(name, Path(corpus[0]))
     atheris.Setup([sys.argv[0], *rest], lambda data: run_one(name, data))
     atheris.Fuzz()
 
