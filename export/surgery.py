@@ -328,6 +328,8 @@ def _run(args: argparse.Namespace) -> None:
     if not Path(src).is_file():
         raise PemError(f"--onnx {src} does not exist; export one with `pem export --size HxW`")
     require_reference(Path(src), also=("fp16", "int8"))
+    out = args.out or Path(src).with_suffix(".trt.onnx")
+    check_output_file(out, "--out", "model.trt.onnx")
     try:
         model = onnx.load(str(src))
     except Exception as e:  # protobuf decode errors of a damaged file
@@ -335,8 +337,6 @@ def _run(args: argparse.Namespace) -> None:
             f"--onnx {src} is not a readable ONNX file ({type(e).__name__}); re-export it"
         ) from None
     out_model, dcn, sel = to_tensorrt_graph(model, str(src))
-    out = args.out or Path(src).with_suffix(".trt.onnx")
-    check_output_file(out, "--out", "model.trt.onnx")
     stamp(out_model, derived(Path(src), model, TENSORRT_GRAPH))
     with atomic_path(out) as tmp:
         onnx.save(out_model, tmp)
