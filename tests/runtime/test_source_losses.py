@@ -53,7 +53,9 @@ def test_unreadable_image_is_skipped_counted_and_said(
     assert run.stdout.strip().splitlines()[-1] == "stream: PASSED"
 
 
-def test_damaged_video_says_where_it_broke(run_stream: RunStream, semantic_onnx: Path, tmp_path: Path) -> None:
+def test_damaged_video_says_where_it_broke(
+    run_stream: RunStream, semantic_onnx: Path, tmp_path: Path
+) -> None:
     video = damaged_video(tmp_path / "damaged.mp4")
     metrics = tmp_path / "m.json"
     run = run_stream("--source", video, "--onnx", semantic_onnx, "--headless", "--metrics", metrics)

@@ -41,7 +41,9 @@ def test_mismatched_pair_is_refused_with_the_rebuild_command(tmp_path: Path, cha
     assert "pem build-engine --fp16 --onnx m.onnx --target sm86" in str(e.value) and "\n" not in str(e.value)
 
 
-def test_runtime_and_inspect_refuse_the_mismatched_pair(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_runtime_and_inspect_refuse_the_mismatched_pair(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from export.build_engine import main
     from runtime.backends.tensorrt_backend import TensorRTBackend
 

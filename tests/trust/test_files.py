@@ -58,7 +58,9 @@ def test_unnamed_points_do_not_kill(tmp_path: Path) -> None:
 
 def test_stale_temps_of_dead_processes_only(tmp_path: Path) -> None:
     target = tmp_path / "m.engine"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     dead_pid = int(dead.stdout)
     stale = tmp_path / f".m.engine.{dead_pid}-abcd_123.tmp"
     legacy = tmp_path / ".m.engine.k2j4h5g6.tmp"  # written before temp names carried the process id

@@ -34,7 +34,8 @@ def cases(tmp: Path) -> dict[str, tuple[str, list[str], str]]:
         "build-engine-out-folder": ("build-engine", ["--fp32", "--onnx", "{ref}", "--target", "sm86",
                                                      "--out", str(folder)], "--out"),
         "calibrate-cache-under-file": ("calibrate", ["--onnx", "{ref}", "--calib-data", "skimage",
-                                                     "--calib-cache", str(afile / "c.calib")], "--calib-cache"),
+                                                     "--calib-cache", str(afile / "c.calib")],
+                                       "--calib-cache"),
         "export-out-under-file": ("export", ["--random-weights", "--preset", "cityscapes-tiny", "--size",
                                              "64x128", "--out", str(afile / "m.onnx")], "--out"),
         "surgery-out-folder": ("surgery", ["--onnx", "{ref}", "--out", str(folder)], "--out"),
@@ -47,7 +48,8 @@ def cases(tmp: Path) -> dict[str, tuple[str, list[str], str]]:
 
 
 CASES = [
-    "stream-metrics-folder", "stream-record-under-file", "stream-masks-is-file", "build-engine-out-under-file",
+    "stream-metrics-folder", "stream-record-under-file", "stream-masks-is-file",
+    "build-engine-out-under-file",
     "build-engine-out-folder", "calibrate-cache-under-file", "export-out-under-file", "surgery-out-folder",
     "compare-out-is-file", "triton-repo-is-file", "train-out-is-file",
 ]  # fmt: skip
@@ -57,10 +59,9 @@ CASES = [
 def test_bad_output_path_is_one_line_before_any_work(
     case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.trust.test_lineage import graph
     from pem_rt.lineage import REFERENCE, Lineage
-
     from tests.fuzz.targets import _meta
+    from tests.trust.test_lineage import graph
 
     # PEM metadata on a graph that is no PEM model: any work beyond the checks would fail later
     ref = graph(tmp_path / "ref" / "m.onnx", Lineage(REFERENCE), _meta().to_props())
