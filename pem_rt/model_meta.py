@@ -104,5 +104,13 @@ class ModelMeta:
                 decoder_layers=int(d.get("decoder_layers", 6)),
                 format=str(d.get("format", FORMAT_VERSION)),
             )
-        except (KeyError, TypeError, ValueError, IndexError, OverflowError, AttributeError, RecursionError) as e:
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            IndexError,
+            OverflowError,
+            AttributeError,
+            RecursionError,
+        ) as e:  # noqa: E501
             raise PemError(f"{source}: malformed PEM-RT metadata ({e}); re-export the model") from None
