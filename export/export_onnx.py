@@ -169,7 +169,7 @@ def default_output(args: argparse.Namespace, model: PEM, task: str, size: tuple[
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pem export", description=__doc__.splitlines()[0].split(": ", 1)[1])
-    src = p.add_argument_group("model source (default: the newest checkpoint under runs/)")
+    src = p.add_argument_group("model source (default: best.pt of the one training run under runs/)")
     src.add_argument("--checkpoint", type=Path, help="PEM-RT checkpoint written by `pem train`")
     src.add_argument("--preset", help="check the checkpoint is this preset; required with --weights")
     src.add_argument("--weights", type=Path, help="official PEM (detectron2) checkpoint, with --preset")

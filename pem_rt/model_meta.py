@@ -112,5 +112,5 @@ class ModelMeta:
             OverflowError,
             AttributeError,
             RecursionError,
-        ) as e:  # noqa: E501
+        ) as e:
             raise PemError(f"{source}: malformed PEM-RT metadata ({e}); re-export the model") from None

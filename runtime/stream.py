@@ -2,7 +2,7 @@
 
 Examples:
 
-    pem stream                                        # synthetic street scene, newest model under runs/
+    pem stream                                        # synthetic street scene, the model under runs/
     pem stream --camera 0 --engine runs/x/m_semantic_512x1024.fp16.native.trt10.9.0.engine
     pem stream --source rtsp://cam.local/live --onnx m.onnx --headless --record out.mp4
     pem stream --source frames/ --save-masks preds/ --headless --metrics metrics.json
@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="keep reopening a lost camera or stream for S seconds (default 30)",
     )
-    model = p.add_argument_group("model (default: the newest engine or ONNX under runs/)")
+    model = p.add_argument_group("model (default: the reference graph under runs/, or its engine)")
     kind = model.add_mutually_exclusive_group()
     kind.add_argument("--engine", type=Path, help="TensorRT / TensorRT-RTX engine (with its .json sidecar)")
     kind.add_argument("--onnx", type=Path, help="deployable ONNX graph (pem export), run by ONNX Runtime")
