@@ -260,7 +260,11 @@ def _debug_export(args: argparse.Namespace, model: Any, size: tuple[int, int], o
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pem compare", description=__doc__.splitlines()[0].split(": ", 1)[1])
     src = p.add_argument_group("model")
-    src.add_argument("--checkpoint", type=Path, help="PEM-RT checkpoint (default: best.pt of the one training run under runs/)")
+    src.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="PEM-RT checkpoint (default: best.pt of the one training run under runs/)",
+    )
     src.add_argument("--preset", help="check the checkpoint is this preset")
     src.add_argument("--weights", type=Path, help=argparse.SUPPRESS)
     src.add_argument("--random-weights", action="store_true", help=argparse.SUPPRESS)
