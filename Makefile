@@ -30,7 +30,7 @@ demo: $(STAMP)
 	$(PY) -m pem_rt.demo
 
 bench: $(STAMP)
-	$(PY) benchmarks/run_all.py
+	$(PY) -m benchmarks.run_all
 
 # Every parser of a file a user may hand us, fuzzed with atheris for FUZZ_RUNS executions each (only the
 # project's PemError may come out; a crash stops with the input saved as build/fuzz/crash-*).

@@ -16,9 +16,7 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from common import machine, median_ms, parse_size, save_json
-
+from benchmarks.common import machine, median_ms, parse_size, save_json
 from training.model import build_model, get_preset, with_ablation
 from training.model.cross_attention import MaskedCrossAttention, PrototypeCrossAttention
 from training.model.flops import FlopCounter

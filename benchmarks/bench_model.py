@@ -4,13 +4,11 @@ real photographs). ORT FP16/INT8 on a CPU mostly measure conversion overhead: th
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
-from common import median_ms
+from benchmarks.common import median_ms
 
 PRESETS = ("cityscapes-r50", "cityscapes-stdc1", "cityscapes-stdc2")
 
@@ -19,8 +17,9 @@ def measure(size: tuple[int, int], repeats: int, presets: tuple[str, ...] = PRES
     import onnxruntime as ort
     import torch
 
-    from calibration.calibrate import calibrate
+    from calibration.calibrate import CalibrationConfig
     from calibration.frames import read_frames
+    from export.calibrate import calibrate_for_tensorrt
     from export.deploy_model import DeployModel
     from export.export_onnx import export_onnx
     from export.precision import convert_fp16
@@ -42,7 +41,8 @@ def measure(size: tuple[int, int], repeats: int, presets: tuple[str, ...] = PRES
             fp16 = Path(tmp) / "model.fp16.onnx"
             convert_fp16(fp32, fp16, frames)
             int8 = Path(tmp) / "model.int8.onnx"
-            calibrate(fp32, "skimage", int8, Path(tmp) / "model.calib", "max", batches=4)
+            calib = CalibrationConfig("skimage", "max", batches=4, cache=Path(tmp) / "model.calib")
+            calibrate_for_tensorrt(fp32, int8, calib)
             for name, path in (("ort_fp32", fp32), ("ort_fp16", fp16), ("ort_int8", int8)):
                 session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
                 feed = {"image": frames[:1]}

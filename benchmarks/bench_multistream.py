@@ -1,6 +1,6 @@
 """Four streams batched through one model vs the same four one frame per call (issue 11's ratio).
 
-Uses the runtime's own benchmark (runtime/bench_multistream.py): the real multi-source runtime on one
+Uses the runtime's own benchmark (benchmarks/stream_batching.py): the real multi-source runtime on one
 ONNX Runtime backend, four synthetic streets, batched (max batch 4) and one at a time, back to back per
 repeat, plus the bare backend (one call of 4 frames vs 4 calls of 1). The model is STDC1 (random
 weights; speed does not depend on them) exported with a dynamic batch at 256x512 (128x256 with --quick).
@@ -17,9 +17,9 @@ from typing import Any
 def measure(quick: bool = False) -> dict[str, Any]:
     import torch
 
+    from benchmarks.stream_batching import measure as paired
     from export.export_onnx import export_onnx
-    from runtime.backends import open_backend
-    from runtime.bench_multistream import measure as paired
+    from runtime.backends import BackendOptions, open_backend
     from training.model import build_model, get_preset
 
     size = (128, 256) if quick else (256, 512)
@@ -29,7 +29,7 @@ def measure(quick: bool = False) -> dict[str, Any]:
         torch.manual_seed(0)
         model = build_model(get_preset("cityscapes-stdc1")).eval()
         export_onnx(model, onnx_path, size, "semantic", batch=0)
-        backend = open_backend(onnx=onnx_path, provider="cpu", log=lambda _: None)
+        backend = open_backend(onnx=onnx_path, options=BackendOptions(provider="cpu"), log=lambda _: None)
         result = paired(backend, 4, frames, repeats, log=lambda line: print(line, flush=True))
         backend.close()
     out: dict[str, Any] = {

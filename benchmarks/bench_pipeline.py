@@ -1,6 +1,6 @@
 """Stream pipeline vs bare backend (issue 7's target: >= 0.95x), and per-stage latency of `pem stream`.
 
-Uses the runtime's own benchmark functions (runtime/bench_throughput.py): the same ONNX Runtime backend
+Uses the runtime's own benchmark functions (benchmarks/stream_throughput.py): the same ONNX Runtime backend
 object on the same synthetic frames, bare `backend.infer` loops and full pipeline runs back to back,
 the median of the paired ratios reported. The model is the tiny preset exported at 128x256.
 """
@@ -19,11 +19,11 @@ from typing import Any
 def measure(quick: bool = False) -> dict[str, Any]:
     import torch
 
+    from benchmarks.stream_throughput import bare, pipeline
     from export.export_onnx import export_onnx
+    from pem_rt.synthetic import SyntheticScene
     from runtime.backends import open_backend
-    from runtime.bench_throughput import bare, pipeline
     from runtime.segmenter import Segmenter
-    from runtime.synthetic import SyntheticScene
     from training.model import build_model, get_preset
 
     frames_per_run, repeats = (60, 3) if quick else (150, 5)

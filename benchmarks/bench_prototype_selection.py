@@ -6,12 +6,10 @@ every temporary of a call counts and one-time buffers (BLAS packing, thread pool
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
-from common import median_ms, peak_rss_mb_in_subprocess
+from benchmarks.common import median_ms, peak_rss_mb_in_subprocess
 
 SCALES = {"1/32": (32, 64), "1/16": (64, 128), "1/8": (128, 256)}
 

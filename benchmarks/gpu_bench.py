@@ -20,8 +20,7 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from common import save_json
+from benchmarks.common import save_json
 
 
 def _latencies(fn: Callable[[], object], warmup: int, iterations: int) -> list[float]:

@@ -27,12 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).parent))
 from bench_attention import _layer_inputs
-from common import RESULTS
 
-from plugins.tools.bench_prototype_selection import make_inputs
+from benchmarks.common import RESULTS
+from benchmarks.prototype_selection_kernels import make_inputs
 
 SIZES = ((512, 512), (512, 1024), (1024, 2048), (2048, 4096))
 SCALES = {"1/32": (32, 64), "1/16": (64, 128), "1/8": (128, 256)}

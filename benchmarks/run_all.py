@@ -1,4 +1,4 @@
-"""`python benchmarks/run_all.py` (or `make bench`): every CPU benchmark in one run, as ratios measured
+"""`python -m benchmarks.run_all` (or `make bench`): every CPU benchmark in one run, as ratios measured
 side by side, with the machine description. Writes benchmarks/results/*.json, *.png and summary.md
 (the table BENCHMARKS.md quotes). About 8 minutes on 2 cores. Not a test.
 
@@ -12,16 +12,16 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
-import bench_attention
-import bench_model
-import bench_multistream
-import bench_pipeline
-import bench_prototype_selection
-from common import RESULTS, machine, save_json
+from benchmarks import (
+    bench_attention,
+    bench_model,
+    bench_multistream,
+    bench_pipeline,
+    bench_prototype_selection,
+)
+from benchmarks.common import RESULTS, machine, save_json
 
 TARGETS = {
     "prototype selection at 1/8 of 1024x2048, fused/streaming vs naive": ">= 3x faster, >= 20x less memory",

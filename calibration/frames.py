@@ -1,7 +1,7 @@
 """Calibration and evaluation frames: an image folder, a video, or scikit-image's bundled photographs.
 
 Frames come back exactly as the deployed graph takes them: uint8 BGR [N, H, W, 3] at the model's input
-size, fitted the way the stream runtime fits them (runtime.letterbox: aspect kept, padded); the graph
+size, fitted the way the stream runtime fits them (pem_rt.letterbox: aspect kept, padded); the graph
 does the rest.
 """
 
@@ -13,8 +13,9 @@ import cv2
 import numpy as np
 
 from pem_rt.errors import PemError
+from pem_rt.images import IMAGE_SUFFIXES, is_image
+from pem_rt.letterbox import Letterbox
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # scikit-image's bundled photographs (offline): real image statistics for calibration and tests
 SKIMAGE_PHOTOS = (
     "astronaut",
@@ -37,15 +38,11 @@ SKIMAGE_PHOTOS = (
 
 def fit_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """A BGR frame fitted to (H, W) exactly as `pem stream` fits it (its default letterbox)."""
-    from runtime.letterbox import Letterbox
-
     return Letterbox(size).apply(np.ascontiguousarray(frame))[0]
 
 
 def fit_labels(labels: np.ndarray, size: tuple[int, int], void: int = 255) -> np.ndarray:
     """A label map placed like :func:`fit_frame` places its image (nearest neighbour, padding = void)."""
-    from runtime.letterbox import Letterbox
-
     p = Letterbox(size).placement((labels.shape[0], labels.shape[1]))
     out = np.full(size, void, dtype=labels.dtype)
     out[p.top : p.top + p.height, p.left : p.left + p.width] = cv2.resize(
@@ -59,7 +56,7 @@ def _evenly(n: int, limit: int) -> list[int]:
 
 
 def _from_folder(folder: Path, limit: int) -> list[np.ndarray]:
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and is_image(p))
     if not files:
         raise PemError(
             f"--calib-data {folder} has no images ({', '.join(IMAGE_SUFFIXES)}); point it at a "

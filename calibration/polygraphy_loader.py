@@ -20,19 +20,17 @@ import numpy as np
 
 
 def _model_size() -> tuple[tuple[int, int], int]:
-    if os.environ.get("PEM_SIZE"):
-        h, w = (int(v) for v in os.environ["PEM_SIZE"].lower().split("x"))
-        return (h, w), 1
-    import onnx
-
     from pem_rt.errors import PemError
     from pem_rt.model_meta import ModelMeta
+    from pem_rt.sizes import parse_size
+
+    if os.environ.get("PEM_SIZE"):
+        return parse_size(os.environ["PEM_SIZE"], "PEM_SIZE"), 1
 
     model = next((Path(a) for a in sys.argv if a.endswith(".onnx") and Path(a).is_file()), None)
     if model is None:
         raise PemError("polygraphy_loader: no .onnx on the command line; set PEM_SIZE=HxW")
-    proto = onnx.load(str(model), load_external_data=False)
-    meta = ModelMeta.from_props({p.key: p.value for p in proto.metadata_props}, str(model))
+    meta = ModelMeta.from_onnx(model)
     return (meta.input_height, meta.input_width), max(meta.batch, 1)
 
 

@@ -2,10 +2,10 @@
 
 ModelOpt places the Q/DQ nodes the way TensorRT wants them (weights per channel, activations per
 tensor) and keeps the rest in FP16 (or FP32); every activation scale comes from our cache, so ModelOpt
-only runs one frame through the model to place nodes. Kept out of INT8: DeformConv and the
-prototype-selection similarity MatMuls (their plugins run in FP16/FP32) and whatever ``--int8-exclude``
-patterns (regular expressions over node names) name. ModelOpt writes beside (and over) the model it is
-given, so it gets a private copy: the user's graph is only ever read.
+only runs one frame through the model to place nodes. Kept out of INT8: DeformConv (its plugin runs in
+FP16/FP32) and the nodes the caller names (regular expressions over node names: the nodes a later stage
+replaces by a plugin, and whatever ``--int8-exclude`` names). ModelOpt writes beside (and over) the model
+it is given, so it gets a private copy: the user's graph is only ever read.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from export.surgery import prototype_selection_matmuls
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_path
 from pem_rt.lineage import INT8, derived, stamp
@@ -45,16 +44,19 @@ def quantize_int8(
     out: Path,
     cache: Path,
     frame: np.ndarray,
-    exclude_patterns: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
     high_precision: str = "fp16",
     role: str = INT8,
 ) -> QuantizeReport:
     """Write the Q/DQ graph of ``reference`` to ``out`` (atomically); ``frame`` is one [1, H, W, 3] input.
-    ``role``: the lineage role of the result (INT8, or SCRATCH for `pem compare`'s graphs)."""
+
+    ``exclude``: regular expressions over node names kept out of INT8 (reported back as ``excluded``);
+    ``role``: the lineage role of the result (INT8, or SCRATCH for `pem compare`'s graphs).
+    """
     from modelopt.onnx.quantization import quantize
 
     model = onnx.load(str(reference))
-    excluded = tuple(prototype_selection_matmuls(model)) + tuple(exclude_patterns)
+    excluded = tuple(exclude)
     _quiet_modelopt()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_out = Path(tmp) / "int8.onnx"

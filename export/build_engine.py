@@ -19,15 +19,16 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import onnx
 from tqdm import tqdm
 
-from calibration.calibrate import add_calibration_args, calibrate, read_meta
+from calibration.calibrate import CalibrationConfig, add_calibration_args, config_from_args
 from calibration.frames import read_frames
+from export.calibrate import calibrate_for_tensorrt
 from export.precision import convert_fp16
 from export.surgery import PLUGIN_DOMAIN, to_tensorrt_graph
 from pem_rt.command import run_command
@@ -253,32 +254,25 @@ def parse_batch(text: str) -> tuple[int, int, int]:
     return lo, opt, hi
 
 
-def prepare_graph(reference: Path, precision: str, args: argparse.Namespace) -> tuple[Path, Path]:
-    """(graph in the requested precision, its TensorRT graph with plugin nodes)."""
-    meta = read_meta(reference)
+def prepare_graph(reference: Path, precision: str, calib: CalibrationConfig) -> tuple[Path, Path]:
+    """(graph in the requested precision, its TensorRT graph with plugin nodes).
+
+    FP16 conversion checks value ranges on up to 16 of ``calib``'s frames; INT8 calibrates with ``calib``
+    (cache default: ``<reference stem>.<method>.calib``).
+    """
+    meta = ModelMeta.from_onnx(reference)
     size = (meta.input_height, meta.input_width)
     if precision == "fp32":
         typed = reference
     elif precision == "fp16":
         typed = reference.with_suffix(".fp16.onnx")
-        frames = read_frames(args.calib_data or "skimage", size, min(args.calib_batches, 16))
+        frames = read_frames(calib.data, size, min(calib.batches, 16))
         kept = convert_fp16(reference, typed, frames)
         print(f"wrote {typed} (FP16; {kept} nodes kept in FP32 where values exceed FP16's safe range)")
     else:
-        if args.calib_data is None:
-            raise PemError("--int8 needs --calib-data: an image folder, a video, or 'skimage'")
         typed = reference.with_suffix(".int8.onnx")
-        cache = args.calib_cache or reference.with_suffix(f".{args.calib_method}.calib")
-        result = calibrate(
-            reference,
-            args.calib_data,
-            typed,
-            cache,
-            args.calib_method,
-            args.calib_batches,
-            args.calib_percentile,
-            tuple(args.int8_exclude),
-        )
+        cache = calib.cache or reference.with_suffix(f".{calib.method}.calib")
+        result = calibrate_for_tensorrt(reference, typed, replace(calib, cache=cache))
         print(
             f"wrote {typed}: {result.report.quantized_nodes} nodes in INT8, "
             f"{len(result.report.excluded)} kept out"
@@ -358,7 +352,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> None:
     if not reference.is_file():
         raise PemError(f"--onnx {reference} does not exist; export one with `pem export --size HxW`")
     require_reference(reference)
-    meta = read_meta(reference)
+    meta = ModelMeta.from_onnx(reference)
     if any(n.domain == PLUGIN_DOMAIN for n in onnx.load(str(reference), load_external_data=False).graph.node):
         raise PemError(f"--onnx {reference} already has plugin nodes; pass the graph `pem export` wrote")
     engine = args.out or reference.parent / engine_name(reference.stem, precision, targets, trt)
@@ -367,7 +361,10 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> None:
     check_output_file(args.calib_cache, "--calib-cache", "model.calib")
     check_output_dir(reference.parent, "--onnx's folder")
     load_plugins(trt, args.plugins)  # fail early, before minutes of conversion or calibration
-    _, trt_onnx = prepare_graph(reference, precision, args)
+    if precision == "int8" and args.calib_data is None:
+        raise PemError("--int8 needs --calib-data: an image folder, a video, or 'skimage'")
+    calib = config_from_args(args, default_data="skimage")
+    _, trt_onnx = prepare_graph(reference, precision, calib)
     options = BuildOptions(
         precision,
         targets,

@@ -2,7 +2,8 @@
 from the trained model? PyTorch eager, ONNX FP32 / FP16 / INT8 (ONNX Runtime) and a TensorRT engine run on
 the same frames; Polygraphy's comparator gives per-output abs/rel errors, and we add what Polygraphy lacks:
 label-map pixel agreement and mIoU against ground truth per backend. Writes report.json + report.png and
-exits non-zero when a tolerance given on the command line is missed.
+exits non-zero when a tolerance given on the command line is missed. From Python:
+``compare(CompareConfig(model=ModelSource(Path("runs/x/best.pt")), data=Path("DATASET")))``.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 
-from calibration.calibrate import calibrate
+from calibration.calibrate import CalibrationConfig
 from calibration.frames import fit_frame, fit_labels, read_frames
-from export.export_onnx import export_onnx, load_model
+from export.calibrate import calibrate_for_tensorrt
+from export.export_onnx import ModelSource, export_onnx, load_model
 from export.precision import convert_fp16
 from pem_rt.command import run_command
 from pem_rt.errors import PemError
@@ -29,11 +30,48 @@ from pem_rt.files import atomic_write_text
 from pem_rt.lineage import SCRATCH, Lineage
 from pem_rt.model_meta import ModelMeta
 from pem_rt.paths import check_output_dir
-from training.cli_args import parse_size
+from pem_rt.sizes import size_arg
 from training.metrics import SemanticMetric
 
 BACKENDS = ("torch", "onnx", "fp16", "int8", "engine")
 FLOAT_OUTPUTS = ("class_logits", "mask_logits", "scores")
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """What `pem compare` compares (its flags, same names).
+
+    Args:
+        model: the PyTorch model (checkpoint, preset, weights); onnx: an FP32 graph to use instead of
+            exporting one; engine: the TensorRT engine of the "engine" backend; size: frame size HxW
+            (default: the ONNX's).
+        data, dataset, split: a dataset split to take frames and ground truth from; else ``frames`` (an
+            image folder, video or "skimage"); max_frames: how many.
+        backends: of BACKENDS, the first is the reference; "int8" runs once per ``calib_methods``;
+            calib_data (default: the train split of ``data``, else "skimage"), calib_batches: INT8 frames.
+        min_agreement, max_miou_drop (points), max_rel_error: tolerances (None = not checked).
+        out: report folder; save_reference / load_reference: frames + reference outputs to replay.
+    """
+
+    model: ModelSource = field(default_factory=ModelSource)
+    onnx: Path | None = None
+    engine: Path | None = None
+    size: tuple[int, int] | None = None
+    data: Path | None = None
+    dataset: str = "cityscapes"
+    split: str = "val"
+    frames: str = "skimage"
+    max_frames: int = 16
+    backends: tuple[str, ...] = ("torch", "onnx", "fp16", "int8")
+    calib_methods: tuple[str, ...] = ("percentile",)
+    calib_data: str | None = None
+    calib_batches: int = 32
+    min_agreement: float | None = None
+    max_miou_drop: float | None = None
+    max_rel_error: float | None = None
+    out: Path = Path("runs/compare")
+    save_reference: Path | None = None
+    load_reference: Path | None = None
 
 
 @dataclass
@@ -53,16 +91,16 @@ class BackendResult:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-def load_frames(args: argparse.Namespace, size: tuple[int, int]) -> EvalFrames:
-    if args.data is not None:
+def load_frames(config: CompareConfig, size: tuple[int, int]) -> EvalFrames:
+    if config.data is not None:
         import cv2
 
         from training.data.loader import open_dataset
 
-        ds = open_dataset(args.dataset, args.data, args.split, panoptic=False)
+        ds = open_dataset(config.dataset, config.data, config.split, panoptic=False)
         if len(ds) == 0:
-            raise PemError(f"--data {args.data} has no images in split '{args.split}'")
-        records = ds.records[: args.max_frames]
+            raise PemError(f"--data {config.data} has no images in split '{config.split}'")
+        records = ds.records[: config.max_frames]
         images, labels = [], []
         for r in records:
             img = cv2.imread(str(r.image), cv2.IMREAD_COLOR)
@@ -71,7 +109,7 @@ def load_frames(args: argparse.Namespace, size: tuple[int, int]) -> EvalFrames:
             images.append(fit_frame(img, size))
             labels.append(fit_labels(ds.ground_truth(r, panoptic=False).semantic, size))
         return EvalFrames(np.stack(images), np.stack(labels), [r.stem for r in records])
-    frames = read_frames(args.frames, size, args.max_frames)
+    frames = read_frames(config.frames, size, config.max_frames)
     return EvalFrames(frames, None, [f"frame{i:03d}" for i in range(len(frames))])
 
 
@@ -248,9 +286,9 @@ def load_reference(folder: Path) -> tuple[EvalFrames, BackendResult, tuple[str, 
     return frames, ref, tuple(meta["classes"])
 
 
-def _debug_export(args: argparse.Namespace, model: Any, size: tuple[int, int], out: Path) -> Path:
-    if args.onnx is not None:
-        return Path(args.onnx)
+def _debug_export(config: CompareConfig, model: Any, size: tuple[int, int], out: Path) -> Path:
+    if config.onnx is not None:
+        return Path(config.onnx)
     path = out / f"{model.cfg.name}_semantic_{size[0]}x{size[1]}.debug.onnx"
     print(f"exporting the FP32 graph with debug outputs to {path}")
     export_onnx(model, path, size, "semantic", debug=True, lineage=Lineage(SCRATCH))
@@ -275,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
         "give float error statistics; without them only label maps are compared)",
     )
     src.add_argument("--engine", type=Path, help="TensorRT engine for the 'engine' backend (needs a GPU)")
-    src.add_argument("--size", type=parse_size, default=None, help="frame size HxW (default: the ONNX's)")
+    src.add_argument("--size", type=size_arg, default=None, help="frame size HxW (default: the ONNX's)")
     data = p.add_argument_group("frames")
     data.add_argument("--data", type=Path, help="dataset root: frames + ground truth (mIoU per backend)")
     data.add_argument("--dataset", default="cityscapes", help="dataset layout of --data (default cityscapes)")
@@ -321,50 +359,50 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _backends(args: argparse.Namespace) -> list[str]:
-    names = [b.strip() for b in args.backends.split(",") if b.strip()]
+def _backends(config: CompareConfig) -> list[str]:
+    names = list(config.backends)
     unknown = [b for b in names if b not in BACKENDS]
     if unknown or not names:
         raise PemError(
             f"unknown backend '{(unknown or [''])[0]}' in --backends; choose from {', '.join(BACKENDS)}"
         )
-    methods = [m.strip() for m in args.calib_methods.split(",") if m.strip()]
+    methods = config.calib_methods
     expanded: list[str] = []
     for b in names:
         expanded += [f"int8-{m}" for m in methods] if b == "int8" else [b]
     return expanded
 
 
-def _run(args: argparse.Namespace) -> int:
-    if args.load_reference is not None:
-        return _run_against_saved(args)
-    backends = _backends(args)
-    if "engine" in backends and args.engine is None:
+def compare(config: CompareConfig) -> int:
+    """Run every backend of ``config`` on the same frames, print the table, write report.json and
+    report.png under ``config.out``; returns 1 when a tolerance is missed, else 0."""
+    if config.load_reference is not None:
+        return _run_against_saved(config, config.load_reference)
+    backends = _backends(config)
+    if "engine" in backends and config.engine is None:
         raise PemError("the engine backend needs --engine FILE (built with `pem build-engine`)")
-    if args.engine is not None and not args.engine.is_file():
-        raise PemError(f"--engine {args.engine} does not exist; build one with `pem build-engine`")
-    check_output_dir(args.out, "--out")
-    args.out.mkdir(parents=True, exist_ok=True)
-    needs_model = args.load_reference is None and ("torch" in backends or args.onnx is None)
-    model = load_model(args) if needs_model else None
+    if config.engine is not None and not config.engine.is_file():
+        raise PemError(f"--engine {config.engine} does not exist; build one with `pem build-engine`")
+    check_output_dir(config.out, "--out")
+    config.out.mkdir(parents=True, exist_ok=True)
+    needs_model = config.load_reference is None and ("torch" in backends or config.onnx is None)
+    model = load_model(config.model)[0] if needs_model else None
     meta: ModelMeta | None = None
-    if args.onnx is not None:
-        if not args.onnx.is_file():
-            raise PemError(f"--onnx {args.onnx} does not exist; export one with `pem export`")
-        meta = ModelMeta.from_props(
-            {p.key: p.value for p in onnx.load(str(args.onnx)).metadata_props}, str(args.onnx)
-        )
-    size = args.size or ((meta.input_height, meta.input_width) if meta else None)
+    if config.onnx is not None:
+        if not config.onnx.is_file():
+            raise PemError(f"--onnx {config.onnx} does not exist; export one with `pem export`")
+        meta = ModelMeta.from_onnx(config.onnx)
+    size = config.size or ((meta.input_height, meta.input_width) if meta else None)
     if size is None:
         raise PemError("--size HxW is needed to export the comparison graph (e.g. --size 512x1024)")
     if meta is not None and (meta.input_height, meta.input_width) != tuple(size):
         raise PemError(
-            f"--size {size[0]}x{size[1]} does not match {args.onnx} "
+            f"--size {size[0]}x{size[1]} does not match {config.onnx} "
             f"({meta.input_height}x{meta.input_width}); drop --size or re-export"
         )
-    frames = load_frames(args, size)
+    frames = load_frames(config, size)
     classes = model.cfg.dataset.classes if model is not None else (meta.classes if meta else ())
-    fp32 = _debug_export(args, model, size, args.out) if any(b != "torch" for b in backends) else None
+    fp32 = _debug_export(config, model, size, config.out) if any(b != "torch" for b in backends) else None
     results: list[BackendResult] = []
     for name in backends:
         start = time.perf_counter()
@@ -372,62 +410,64 @@ def _run(args: argparse.Namespace) -> int:
         if name == "torch":
             outputs = run_torch(model, frames.images)
         elif name == "engine":
-            outputs = run_engine(args.engine, frames.images)
+            assert config.engine is not None  # checked above
+            outputs = run_engine(config.engine, frames.images)
         else:
             assert fp32 is not None
-            outputs = run_onnx(_onnx_variant(args, name, fp32, size), frames.images)
+            outputs = run_onnx(_onnx_variant(config, name, fp32, size), frames.images)
         results.append(BackendResult(name, outputs, time.perf_counter() - start))
-        if len(results) == 1 and args.save_reference is not None:
-            save_reference(args.save_reference, frames, results[0], classes)
-    return _report(args, results, frames, classes)
+        if len(results) == 1 and config.save_reference is not None:
+            save_reference(config.save_reference, frames, results[0], classes)
+    return _report(config, results, frames, classes)
 
 
-def _run_against_saved(args: argparse.Namespace) -> int:
+def _run_against_saved(config: CompareConfig, saved: Path) -> int:
     """Candidates (e.g. an engine on the GPU box) against frames and outputs saved elsewhere."""
-    frames, ref, classes = load_reference(args.load_reference)
+    frames, ref, classes = load_reference(saved)
     results = [ref]
-    for name in _backends(args):
+    for name in _backends(config):
         start = time.perf_counter()
         if name == "engine":
-            if args.engine is None or not args.engine.is_file():
+            if config.engine is None or not config.engine.is_file():
                 raise PemError("the engine backend needs --engine FILE (built with `pem build-engine`)")
-            outputs = run_engine(args.engine, frames.images)
-        elif name == "onnx" and args.onnx is not None:
-            outputs = run_onnx(args.onnx, frames.images)
+            outputs = run_engine(config.engine, frames.images)
+        elif name == "onnx" and config.onnx is not None:
+            outputs = run_onnx(config.onnx, frames.images)
         else:
             raise PemError(
                 f"with --load-reference, compare an --engine or an --onnx; '{name}' needs the model"
             )
         results.append(BackendResult(name, outputs, time.perf_counter() - start))
-    return _report(args, results, frames, classes)
+    return _report(config, results, frames, classes)
 
 
-def _onnx_variant(args: argparse.Namespace, name: str, fp32: Path, size: tuple[int, int]) -> Path:
+def _onnx_variant(config: CompareConfig, name: str, fp32: Path, size: tuple[int, int]) -> Path:
     """The graph backend ``name`` runs: the FP32 export, its FP16 conversion or an INT8 calibration."""
     if name == "onnx":
         return fp32
     if name == "fp16":
-        path = args.out / f"{fp32.stem}.fp16.onnx"
-        convert_fp16(fp32, path, read_frames(args.calib_data or "skimage", size, 16), role=SCRATCH)
+        path = config.out / f"{fp32.stem}.fp16.onnx"
+        convert_fp16(fp32, path, read_frames(config.calib_data or "skimage", size, 16), role=SCRATCH)
         return path
     method = name.split("-", 1)[1]
-    path = args.out / f"{fp32.stem}.int8-{method}.onnx"
-    calib = args.calib_data or (_train_split_images(args) if args.data else "skimage")
-    cache = args.out / f"{fp32.stem}.{method}.calib"
-    calibrate(fp32, calib, path, cache, method, args.calib_batches, role=SCRATCH)
+    path = config.out / f"{fp32.stem}.int8-{method}.onnx"
+    calib = config.calib_data or (_train_split_images(config, config.data) if config.data else "skimage")
+    cache = config.out / f"{fp32.stem}.{method}.calib"
+    calib_config = CalibrationConfig(calib, method, config.calib_batches, cache=cache)
+    calibrate_for_tensorrt(fp32, path, calib_config, role=SCRATCH)
     return path
 
 
-def _train_split_images(args: argparse.Namespace) -> Path:
+def _train_split_images(config: CompareConfig, data: Path) -> Path:
     """The image folder of the dataset's train split (held out from the compared split)."""
     from training.data.loader import open_dataset
 
-    ds = open_dataset(args.dataset, args.data, "train", panoptic=False)
+    ds = open_dataset(config.dataset, data, "train", panoptic=False)
     if len(ds) == 0:
-        raise PemError(f"--data {args.data} has no train split to calibrate on; pass --calib-data")
-    folder = args.out / "calibration_frames"
+        raise PemError(f"--data {data} has no train split to calibrate on; pass --calib-data")
+    folder = config.out / "calibration_frames"
     folder.mkdir(parents=True, exist_ok=True)
-    for r in ds.records[: args.calib_batches]:
+    for r in ds.records[: config.calib_batches]:
         target = folder / r.image.name
         if not target.exists():
             target.write_bytes(r.image.read_bytes())
@@ -435,7 +475,7 @@ def _train_split_images(args: argparse.Namespace) -> Path:
 
 
 def _report(
-    args: argparse.Namespace, results: list[BackendResult], frames: EvalFrames, classes: tuple[str, ...]
+    config: CompareConfig, results: list[BackendResult], frames: EvalFrames, classes: tuple[str, ...]
 ) -> int:
     ref = results[0]
     ref.stats = segmentation_stats(ref, ref, frames, len(classes))
@@ -454,12 +494,12 @@ def _report(
         )
         if r is ref:
             continue
-        if args.min_agreement is not None and r.stats["agreement"] < args.min_agreement:
-            failures.append(f"{r.name}: agreement {r.stats['agreement']:.4f} < {args.min_agreement}")
-        if args.max_miou_drop is not None and drop > args.max_miou_drop:
-            failures.append(f"{r.name}: mIoU drop {drop:.2f} points > {args.max_miou_drop}")
-        if args.max_rel_error is not None and rel > args.max_rel_error:
-            failures.append(f"{r.name}: max relative error {rel:.3g} > {args.max_rel_error}")
+        if config.min_agreement is not None and r.stats["agreement"] < config.min_agreement:
+            failures.append(f"{r.name}: agreement {r.stats['agreement']:.4f} < {config.min_agreement}")
+        if config.max_miou_drop is not None and drop > config.max_miou_drop:
+            failures.append(f"{r.name}: mIoU drop {drop:.2f} points > {config.max_miou_drop}")
+        if config.max_rel_error is not None and rel > config.max_rel_error:
+            failures.append(f"{r.name}: max relative error {rel:.3g} > {config.max_rel_error}")
     print(f"(mIoU against {ref.stats['truth']}; agreement = pixels with the same label as {ref.name})")
     report = {
         "reference": ref.name,
@@ -469,16 +509,44 @@ def _report(
         "backends": {r.name: {"seconds": r.seconds, **r.stats} for r in results},
         "failures": failures,
     }
-    atomic_write_text(args.out / "report.json", json.dumps(report, indent=2) + "\n")
-    write_picture(args.out / "report.png", results, frames, classes)
-    print(f"wrote {args.out / 'report.json'} and {args.out / 'report.png'}")
+    atomic_write_text(config.out / "report.json", json.dumps(report, indent=2) + "\n")
+    write_picture(config.out / "report.png", results, frames, classes)
+    print(f"wrote {config.out / 'report.json'} and {config.out / 'report.png'}")
     for f in failures:
         print(f"tolerance missed: {f}", file=sys.stderr)
     return 1 if failures else 0
 
 
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def config_from_args(args: argparse.Namespace) -> CompareConfig:
+    return CompareConfig(
+        model=ModelSource.from_args(args),
+        onnx=args.onnx,
+        engine=args.engine,
+        size=args.size,
+        data=args.data,
+        dataset=args.dataset,
+        split=args.split,
+        frames=args.frames,
+        max_frames=args.max_frames,
+        backends=_comma_list(args.backends),
+        calib_methods=_comma_list(args.calib_methods),
+        calib_data=args.calib_data,
+        calib_batches=args.calib_batches,
+        min_agreement=args.min_agreement,
+        max_miou_drop=args.max_miou_drop,
+        max_rel_error=args.max_rel_error,
+        out=args.out,
+        save_reference=args.save_reference,
+        load_reference=args.load_reference,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_command("compare", build_parser(), _run, argv)
+    return run_command("compare", build_parser(), lambda args: compare(config_from_args(args)), argv)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +29,8 @@ from pem_rt.files import atomic_path
 from pem_rt.lineage import REFERENCE, Lineage, pick_checkpoint, stamp
 from pem_rt.model_meta import ModelMeta
 from pem_rt.paths import check_output_file
+from pem_rt.sizes import size_arg
 from training.checkpoint import load_checkpoint
-from training.cli_args import parse_size
 from training.model import PEM, build_model, get_preset
 from training.model.weights import load_official
 
@@ -139,31 +140,51 @@ def verify_with_onnxruntime(model: PEM, path: Path, task: str, size: tuple[int, 
     return float((got[key] == expected[key].numpy()).mean())
 
 
-def load_model(args: argparse.Namespace) -> PEM:
-    """The model to export: a PEM-RT checkpoint, official weights, or random weights (for tests)."""
-    if args.weights or args.random_weights:
-        if not args.preset:
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model comes from (`--checkpoint`, `--preset`, `--weights`, `--random-weights`).
+
+    Args:
+        checkpoint: a PEM-RT checkpoint; None = the newest under runs/ (unless weights are named).
+        preset: the preset the model must be; required with ``weights`` or ``random_weights``.
+        weights: official PEM (detectron2) weights for ``preset``.
+        random_weights: ``preset`` with random weights (tests, benchmarks).
+    """
+
+    checkpoint: Path | None = None
+    preset: str | None = None
+    weights: Path | None = None
+    random_weights: bool = False
+
+    @staticmethod
+    def from_args(args: argparse.Namespace) -> ModelSource:
+        return ModelSource(args.checkpoint, args.preset, args.weights, args.random_weights)
+
+
+def load_model(source: ModelSource) -> tuple[PEM, Path | None]:
+    """The model in eval mode and the checkpoint it came from (None for official or random weights)."""
+    if source.weights or source.random_weights:
+        if not source.preset:
             raise PemError("--weights/--random-weights need --preset to say which model they are")
-        model = build_model(get_preset(args.preset))
-        if args.weights:
-            print(load_official(model, args.weights).summary())
-        return model.eval()
-    path = args.checkpoint or pick_checkpoint("--checkpoint")
+        model = build_model(get_preset(source.preset))
+        if source.weights:
+            print(load_official(model, source.weights).summary())
+        return model.eval(), None
+    path = source.checkpoint or pick_checkpoint("--checkpoint")
     ckpt = load_checkpoint(path)
-    if args.preset and args.preset != ckpt.config.name:
-        get_preset(args.preset)  # an unknown name is its own error
+    if source.preset and source.preset != ckpt.config.name:
+        get_preset(source.preset)  # an unknown name is its own error
         raise PemError(
-            f"{path} holds a {ckpt.config.name} model, not {args.preset}; drop --preset or pass "
+            f"{path} holds a {ckpt.config.name} model, not {source.preset}; drop --preset or pass "
             f"--preset {ckpt.config.name}"
         )
     model = build_model(ckpt.config)
     model.load_state_dict(ckpt.model)
-    args.checkpoint = Path(path)
-    return model.eval()
+    return model.eval(), Path(path)
 
 
-def default_output(args: argparse.Namespace, model: PEM, task: str, size: tuple[int, int]) -> Path:
-    folder = Path(args.checkpoint).parent if args.checkpoint else runs_root() / "export"
+def default_output(checkpoint: Path | None, model: PEM, task: str, size: tuple[int, int]) -> Path:
+    folder = checkpoint.parent if checkpoint else runs_root() / "export"
     return folder / f"{model.cfg.name}_{task}_{size[0]}x{size[1]}.onnx"
 
 
@@ -174,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--preset", help="check the checkpoint is this preset; required with --weights")
     src.add_argument("--weights", type=Path, help="official PEM (detectron2) checkpoint, with --preset")
     src.add_argument("--random-weights", action="store_true", help="random weights (tests, benchmarks)")
-    p.add_argument("--size", type=parse_size, required=True, help="frame size HxW, multiples of 32")
+    p.add_argument("--size", type=size_arg, required=True, help="frame size HxW, multiples of 32")
     p.add_argument("--task", choices=("semantic", "panoptic"), help="default: the model's task")
     batch = p.add_mutually_exclusive_group()
     batch.add_argument("--batch", type=int, default=1, help="static batch size (default 1)")
@@ -197,14 +218,14 @@ def _run(args: argparse.Namespace) -> int:
         raise PemError(f"--opset {args.opset} is too old: DeformConv needs opset 19 or newer")
     if args.batch < 1:
         raise PemError(f"--batch must be >= 1, got {args.batch}; use --dynamic-batch for a dynamic one")
-    model = load_model(args)
+    model, checkpoint = load_model(ModelSource.from_args(args))
     task = args.task or ("panoptic" if model.cfg.inference.task == "panoptic" else "semantic")
     check_size(args.size, model.cfg.size_divisibility)
     batch = 0 if args.dynamic_batch else args.batch
-    out = args.out or default_output(args, model, task, args.size)
+    out = args.out or default_output(checkpoint, model, task, args.size)
     check_output_file(out, "--out", "model.onnx")
     start = time.perf_counter()
-    parent = sha256_file(args.checkpoint) if args.checkpoint else ""
+    parent = sha256_file(checkpoint) if checkpoint else ""
     meta = export_onnx(
         model, out, args.size, task, batch, args.debug_outputs, args.opset, Lineage(REFERENCE, parent)
     )

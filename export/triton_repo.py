@@ -84,8 +84,7 @@ def describe_onnx(path: Path, max_batch: int) -> ServedModel:
         raise PemError(
             f"{path} is not an ONNX model ({type(e).__name__}); export one with `pem export`"
         ) from None
-    props = {p.key: p.value for p in graph.metadata_props}
-    meta = ModelMeta.from_props(props, str(path))
+    meta = ModelMeta.from_onnx(path, "model")
     inputs = tuple(_onnx_tensor(v) for v in graph.graph.input)
     outputs = tuple(_onnx_tensor(v) for v in graph.graph.output)
     if meta.batch != 0:
@@ -282,18 +281,32 @@ def readme_text(model: ServedModel, name: str, repo: Path) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Serving:
+    """How Triton serves the model: model ``version`` folder, instance ``kind`` (gpu or cpu) and count,
+    the dynamic batcher's ``queue_delay_us``."""
+
+    version: int = 1
+    kind: str = "gpu"
+    instances: int = 1
+    queue_delay_us: int = DEFAULT_QUEUE_DELAY_US
+
+
 def write_repo(
     model: ServedModel,
     repo: Path,
     name: str,
-    version: int = 1,
-    kind: str = "gpu",
-    instances: int = 1,
-    queue_delay_us: int = DEFAULT_QUEUE_DELAY_US,
+    serving: Serving = Serving(),
     plugins: Path | None = None,
     force: bool = False,
 ) -> Path:
     """Write ``repo/name`` (built in a temporary folder and renamed into place); returns that folder."""
+    version, kind, instances, queue_delay_us = (
+        serving.version,
+        serving.kind,
+        serving.instances,
+        serving.queue_delay_us,
+    )
     if version < 1:
         raise PemError(f"--version {version}: Triton model versions start at 1")
     if instances < 1:
@@ -420,10 +433,7 @@ def _run(args: argparse.Namespace) -> int:
         model,
         args.repo,
         name,
-        args.version,
-        args.instance_kind,
-        args.instances,
-        args.queue_delay_us,
+        Serving(args.version, args.instance_kind, args.instances, args.queue_delay_us),
         args.plugins,
         args.force,
     )

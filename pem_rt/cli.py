@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("training.evaluate", "mIoU / PQ of a checkpoint, or of saved label maps from any backend"),
     "export": ("export.export_onnx", "checkpoint -> deployable ONNX (pre/post-processing in the graph)"),
     "surgery": ("export.surgery", "reference ONNX -> TensorRT graph with our plugin ops"),
-    "calibrate": ("calibration.calibrate", "frames -> INT8 Q/DQ ONNX + reusable calibration cache"),
+    "calibrate": ("export.calibrate", "frames -> INT8 Q/DQ ONNX + reusable calibration cache"),
     "build-engine": (
         "export.build_engine",
         "ONNX -> TensorRT/TensorRT-RTX engine + sidecar (fp32/fp16/int8), or inspect one",

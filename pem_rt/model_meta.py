@@ -7,10 +7,12 @@ stored as a string (JSON for lists) under a ``pem.`` key.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from pem_rt.errors import PemError
+from pem_rt.onnx_props import NotOnnx, read_metadata_props
 
 FORMAT_VERSION = "1"
 SEMANTIC_OUTPUTS = ("labels",)
@@ -62,6 +64,22 @@ class ModelMeta:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @staticmethod
+    def from_onnx(path: str | os.PathLike[str], flag: str = "--onnx") -> ModelMeta:
+        """The metadata of an ONNX file (any graph `pem export` wrote or a later stage derived from it).
+
+        Reads only the file's metadata, never its graph; ``flag`` names the file in error messages.
+        """
+        try:
+            props = read_metadata_props(path)
+        except FileNotFoundError:
+            raise PemError(f"{flag} {path} does not exist; export one with `pem export --size HxW`") from None
+        except (NotOnnx, IsADirectoryError, ValueError):
+            raise PemError(
+                f"{flag} {path} is not a readable ONNX file; re-export it with `pem export`"
+            ) from None
+        return ModelMeta.from_props(props, str(path))
 
     @staticmethod
     def from_props(props: dict[str, str], source: str) -> ModelMeta:

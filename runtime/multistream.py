@@ -35,11 +35,21 @@ import cv2
 import numpy as np
 
 from pem_rt.errors import PemError
-from runtime.capture import BoundedQueue, CaptureThread, Closed, Frame
+from runtime.capture import BoundedQueue, CaptureThread, Frame
 from runtime.masks import MaskWriter
 from runtime.metrics import LatencyHistogram, RateMeter, StreamMetrics
+from runtime.output_stage import (
+    WINDOW,
+    Every,
+    Outputs,
+    RunState,
+    drain,
+    finish_frame,
+    guarded,
+    poll_window,
+    update_hud,
+)
 from runtime.overlay import HudStats, Overlay
-from runtime.pipeline import WINDOW, Outputs, RunState
 from runtime.recorder import FOURCC, Recorder
 from runtime.segmenter import Result, Segmenter
 from runtime.sources import Source
@@ -47,6 +57,7 @@ from runtime.tiles import Tiles
 
 Log = Callable[[str], None]
 DEFAULT_BATCH_TIMEOUT = 0.010  # seconds the batcher waits for the other sources once a frame is there
+QUEUE_SIZE = 2  # frames buffered per live source (files buffer 4x, refilled in halves)
 
 
 def record_targets(record: Path | None, count: int) -> tuple[list[Path] | None, Path | None]:
@@ -256,7 +267,6 @@ class MultiStream:
     max_frames: stop each source after this many processed frames (None = until it ends).
     batch_timeout: seconds to wait for the other sources once a batch has its first frame.
     max_batch: frames per inference call at most (None = the model's limit; 1 = one frame per call).
-    queue_size: frames buffered per live source (files buffer 4x, refilled in halves).
     join_timeout: seconds to wait at the end for capture threads blocked in a read.
     log: where notices and progress lines go.
     """
@@ -269,7 +279,6 @@ class MultiStream:
         max_frames: int | None = None,
         batch_timeout: float = DEFAULT_BATCH_TIMEOUT,
         max_batch: int | None = None,
-        queue_size: int = 2,
         join_timeout: float = 10.0,
         log: Log = print,
     ) -> None:
@@ -291,9 +300,9 @@ class MultiStream:
         self.lanes: list[Lane] = []
         for i, source in enumerate(sources):
             if source.live:
-                queue: BoundedQueue[Frame] = BoundedQueue(queue_size, cond=self.cond)
+                queue: BoundedQueue[Frame] = BoundedQueue(QUEUE_SIZE, cond=self.cond)
             else:
-                queue = BoundedQueue(4 * queue_size, refill_at=2 * queue_size, cond=self.cond)
+                queue = BoundedQueue(4 * QUEUE_SIZE, refill_at=2 * QUEUE_SIZE, cond=self.cond)
             lane = Lane(i, source, queue, threading.Event())
             lane.hud.backend = segmenter.name
             self.lanes.append(lane)
@@ -302,6 +311,7 @@ class MultiStream:
         self.tiles = Tiles(len(self.lanes))
         self.recorded: list[Path] = []
         self._preview: Recorder | None = None
+        self._every = Every(self.outputs.progress_every)
 
     def stop(self, reason: str = "stopped") -> None:
         """Ask the run to end (thread-safe; for signal handlers and other threads)."""
@@ -329,55 +339,20 @@ class MultiStream:
 
     def run(self) -> MultiMetrics:
         """Process every source; raises a PemError naming failed sources, or the first stage error."""
-        out = self.outputs
         results: BoundedQueue[Batch] = BoundedQueue(2)
         batcher = Batcher(self, results)
-        error: BaseException | None = None
-        last_progress = time.perf_counter()
-        try:
-            for lane in self.lanes:
-                lane.source.open()
-            per_source, preview = record_targets(out.record, len(self.lanes))
-            for lane in self.lanes:
-                if per_source is not None:
-                    lane.recorder = Recorder(per_source[lane.index], lane.source.fps)
-                if out.save_masks is not None:
-                    lane.masks = MaskWriter(out.save_masks / f"source{lane.index}")
-            if preview is not None:
-                self._preview = Recorder(preview, max(lane.source.fps for lane in self.lanes))
-            for lane in self.lanes:
-                lane.capture = CaptureThread(
-                    lane.source, lane.queue, lane.metrics, lane.stop, self.max_frames, self.segmenter.prepare
-                )
-                lane.capture.name = f"capture-{lane.index}"
-                lane.capture.start()
+
+        def body() -> None:
+            self._open()
             batcher.start()
-            while True:
-                try:
-                    batch = results.get(0.1)
-                except Closed:
-                    break
-                if batch is None:
-                    if out.show:
-                        self._poll_window()
-                    if self.state.stop.is_set() and batcher.finished.is_set():
-                        break
-                    continue
-                self._output(batch)
-                now = time.perf_counter()
-                if out.progress_every and now - last_progress >= out.progress_every:
-                    last_progress = now
-                    self._progress()
+            drain(results, self._handle, lambda: self._idle(batcher), self._progress, self._every)
             self.state.request_stop(self.state.reason or "end of every source")
-        except KeyboardInterrupt:
-            self.state.request_stop("Ctrl-C")
-        except BaseException as e:
-            error = e
-            self.state.request_stop("error")
-        finally:
+
+        def teardown() -> None:
             self.stop(self.state.reason)
             self._finish(batcher)
-        error = error or batcher.error
+
+        error = guarded(self.state, body, teardown) or batcher.error
         if error is not None:
             raise error
         failed = [lane for lane in self.lanes if lane.error is not None]
@@ -388,6 +363,36 @@ class MultiStream:
                 f"{len(failed)} of {len(self.lanes)} sources failed: {first.name}: {first.error}{more}"
             )
         return self.metrics
+
+    def _open(self) -> None:
+        """Open the sources and their outputs; start a capture thread per source."""
+        out = self.outputs
+        self._every = Every(out.progress_every)
+        for lane in self.lanes:
+            lane.source.open()
+        per_source, preview = record_targets(out.record, len(self.lanes))
+        for lane in self.lanes:
+            if per_source is not None:
+                lane.recorder = Recorder(per_source[lane.index], lane.source.fps)
+            if out.save_masks is not None:
+                lane.masks = MaskWriter(out.save_masks / f"source{lane.index}")
+        if preview is not None:
+            self._preview = Recorder(preview, max(lane.source.fps for lane in self.lanes))
+        for lane in self.lanes:
+            lane.capture = CaptureThread(
+                lane.source, lane.queue, lane.metrics, lane.stop, self.max_frames, self.segmenter.prepare
+            )
+            lane.capture.name = f"capture-{lane.index}"
+            lane.capture.start()
+
+    def _handle(self, batch: Batch) -> bool:
+        self._output(batch)
+        return False
+
+    def _idle(self, batcher: Batcher) -> bool:
+        if self.outputs.show:
+            poll_window(self.stop)
+        return self.state.stop.is_set() and batcher.finished.is_set()
 
     def _finish(self, batcher: Batcher) -> None:
         """Wait for the threads (bounded), close the sources, finalise the recordings."""
@@ -424,10 +429,7 @@ class MultiStream:
             start = time.perf_counter()
             if draw_tiles or lane.recorder is not None or out.render:
                 hud = lane.hud
-                hud.fps = lane.rate.rate
-                hud.frames, hud.dropped = lane.metrics.frames, lane.metrics.dropped
-                hud.infer_ms = result.timings.get("infer", 0.0)
-                hud.latency_ms = (start - frame.captured) * 1e3
+                update_hud(hud, lane.rate, lane.metrics, result, (start - frame.captured) * 1e3)
                 image = None
                 if lane.recorder is not None or out.render:
                     image = self.overlay.render(frame.image, result, hud)
@@ -439,13 +441,7 @@ class MultiStream:
                         lane.shown = image
                     else:
                         lane.shown = self.overlay.render(*resized(frame.image, result, size), hud)
-            if lane.masks is not None:
-                lane.masks.write(frame.stem, result)
-            now = time.perf_counter()
-            lane.metrics.add("output", (now - start) * 1e3)
-            lane.metrics.add("end_to_end", (now - frame.captured) * 1e3)
-            lane.metrics.output_done(now)
-            lane.rate.tick(now)
+            finish_frame(frame, result, lane.masks, lane.metrics, lane.rate, start)
         if draw_tiles:
             mosaic = self.preview()
             if mosaic is not None:
@@ -453,7 +449,7 @@ class MultiStream:
                     self._preview.write(mosaic)
                 if out.show:
                     cv2.imshow(WINDOW, mosaic)
-                    self._poll_window()
+                    poll_window(self.stop)
 
     def preview(self) -> np.ndarray | None:
         """The tiled preview of every source's newest overlay (None before the first one)."""
@@ -463,13 +459,6 @@ class MultiStream:
         return self.tiles.compose(
             [lane.shown for lane in self.lanes], captions, [bool(lane.ended) for lane in self.lanes]
         )
-
-    def _poll_window(self) -> None:
-        key = cv2.waitKey(1) & 0xFF
-        if key in (ord("q"), ord("Q"), 27):
-            self.stop("q pressed")
-        elif cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
-            self.stop("window closed")
 
     def _progress(self) -> None:
         m = self.metrics

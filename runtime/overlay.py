@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 
 from pem_rt.model_meta import ModelMeta
-from runtime.segmenter import VOID, Result
+from pem_rt.segments import VOID
+from runtime.segmenter import Result
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 

@@ -8,18 +8,10 @@ segment id. Cost O(Q + H*W): one bincount and one lookup-table gather.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from pem_rt.model_meta import VOID_WINNER
-
-
-@dataclass(frozen=True)
-class Segment:
-    id: int
-    category_id: int
-    isthing: bool
+from pem_rt.segments import Segment
 
 
 def assemble_panoptic(

@@ -19,7 +19,6 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -27,50 +26,26 @@ import cv2
 from runtime.capture import BoundedQueue, CaptureThread, Closed, Frame
 from runtime.masks import MaskWriter
 from runtime.metrics import RateMeter, StreamMetrics
+from runtime.output_stage import (
+    WINDOW,
+    Every,
+    Outputs,
+    RunState,
+    drain,
+    finish_frame,
+    guarded,
+    poll_window,
+    update_hud,
+    window_unavailable,
+)
 from runtime.overlay import HudStats, Overlay
 from runtime.recorder import Recorder
 from runtime.segmenter import Result, Segmenter
 from runtime.sources import Source
 
-WINDOW = "PEM-RT"
+__all__ = ["WINDOW", "InferenceThread", "Outputs", "Pipeline", "RunState", "window_unavailable"]
+
 Log = Callable[[str], None]
-
-
-def window_unavailable() -> str | None:
-    """Why no window can be shown here (None when one can)."""
-    import os
-
-    if os.name == "posix" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        return "no display (DISPLAY is not set)"
-    try:
-        cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
-    except cv2.error:
-        return "this OpenCV has no GUI (opencv-python-headless)"
-    return None
-
-
-@dataclass
-class Outputs:
-    """Where results go: ``show`` a window, ``record`` a video of the overlay, ``save_masks`` label PNGs."""
-
-    show: bool = False
-    record: Path | None = None
-    save_masks: Path | None = None
-    alpha: float = 0.5
-    hud: bool = True
-    progress_every: float = 5.0  # seconds between headless progress lines (0 = none)
-    render: bool = False  # draw the overlay even when no window or recording shows it (benchmarks)
-
-
-@dataclass
-class RunState:
-    stop: threading.Event = field(default_factory=threading.Event)
-    reason: str = ""
-
-    def request_stop(self, reason: str) -> None:
-        if not self.stop.is_set():
-            self.reason = reason
-            self.stop.set()
 
 
 class InferenceThread(threading.Thread):
@@ -161,6 +136,7 @@ class Pipeline:
             frames = BoundedQueue(4 * self.queue_size, refill_at=2 * self.queue_size)
         results: BoundedQueue[tuple[Frame, Result]] = BoundedQueue(self.queue_size)
         stop = self.state.stop
+        # with nothing to show, record, save or render, the output bookkeeping runs in the inference thread
         threaded = out.show or out.render or recorder is not None or masks is not None
 
         def hand_over(frame: Frame, result: Result) -> None:
@@ -168,53 +144,25 @@ class Pipeline:
 
         def inline(frame: Frame, result: Result) -> None:
             self._output(frame, result, None, None)
-            if self.max_frames is not None and self.metrics.frames >= self.max_frames:
-                self.state.request_stop(f"{self.max_frames} frames done")
+            self._count_done()
 
-        deliver = hand_over if threaded else inline
         capture = CaptureThread(
             self.source, frames, self.metrics, stop, self.max_frames, self.segmenter.prepare
         )
-        infer = InferenceThread(self.segmenter, frames, deliver, results, self.metrics, stop)
-        error: BaseException | None = None
-        last_progress = time.perf_counter()
-        try:
+        infer = InferenceThread(
+            self.segmenter, frames, hand_over if threaded else inline, results, self.metrics, stop
+        )
+
+        def body() -> None:
             capture.start()
             infer.start()
-            # an Event, not Thread.join: Ctrl-C inside join() can mark a running thread as stopped
-            # (CPython's bpo-45274 handling), and the model would then be closed under it
-            while not threaded and not infer.finished.wait(0.1):
-                now = time.perf_counter()
-                if out.progress_every and now - last_progress >= out.progress_every:
-                    last_progress = now
-                    self._progress()
-            while threaded:
-                try:
-                    item = results.get(0.1)
-                except Closed:
-                    self.state.request_stop(self.state.reason or "end of source")
-                    break
-                if item is None:
-                    if out.show:
-                        self._poll_window()
-                    if self.state.stop.is_set() and not infer.is_alive():
-                        break
-                    continue
-                self._output(item[0], item[1], recorder, masks)
-                if self.max_frames is not None and self.metrics.frames >= self.max_frames:
-                    self.state.request_stop(f"{self.max_frames} frames done")
-                    break
-                now = time.perf_counter()
-                if out.progress_every and now - last_progress >= out.progress_every:
-                    last_progress = now
-                    self._progress()
+            if threaded:
+                self._drain(results, infer, recorder, masks)
+            else:
+                self._wait_inline(infer)
             self.state.request_stop(self.state.reason or "end of source")
-        except KeyboardInterrupt:
-            self.state.request_stop("Ctrl-C")
-        except BaseException as e:
-            error = e
-            self.state.request_stop("error")
-        finally:
+
+        def teardown() -> None:
             self.state.stop.set()
             if capture.ident is not None:
                 capture.finished.wait(10)  # a network read times out after 5 s
@@ -226,10 +174,44 @@ class Pipeline:
             if out.show:
                 with contextlib.suppress(cv2.error):
                     cv2.destroyWindow(WINDOW)
-        error = error or capture.error or infer.error
+
+        error = guarded(self.state, body, teardown) or capture.error or infer.error
         if error is not None:
             raise error
         return self.metrics
+
+    def _count_done(self) -> bool:
+        """After a frame's output: True (and the run stops) once ``max_frames`` are done."""
+        if self.max_frames is not None and self.metrics.frames >= self.max_frames:
+            self.state.request_stop(f"{self.max_frames} frames done")
+            return True
+        return False
+
+    def _wait_inline(self, infer: InferenceThread) -> None:
+        # an Event, not Thread.join: Ctrl-C inside join() can mark a running thread as stopped
+        # (CPython's bpo-45274 handling), and the model would then be closed under it
+        every = Every(self.outputs.progress_every)
+        while not infer.finished.wait(0.1):
+            if every.due():
+                self._progress()
+
+    def _drain(
+        self,
+        results: BoundedQueue[tuple[Frame, Result]],
+        infer: InferenceThread,
+        recorder: Recorder | None,
+        masks: MaskWriter | None,
+    ) -> None:
+        def handle(item: tuple[Frame, Result]) -> bool:
+            self._output(item[0], item[1], recorder, masks)
+            return self._count_done()
+
+        def idle() -> bool:
+            if self.outputs.show:
+                poll_window(self.state.request_stop)
+            return self.state.stop.is_set() and not infer.is_alive()
+
+        drain(results, handle, idle, self._progress, Every(self.outputs.progress_every))
 
     def _output(
         self, frame: Frame, result: Result, recorder: Recorder | None, masks: MaskWriter | None
@@ -237,31 +219,14 @@ class Pipeline:
         start = time.perf_counter()
         out = self.outputs
         if out.show or recorder is not None or out.render:
-            hud = self._hud
-            hud.fps = self._rate.rate
-            hud.frames, hud.dropped = self.metrics.frames, self.metrics.dropped
-            hud.infer_ms = result.timings.get("infer", 0.0)
-            hud.latency_ms = (start - frame.captured) * 1e3
-            image = self.overlay.render(frame.image, result, hud)
+            update_hud(self._hud, self._rate, self.metrics, result, (start - frame.captured) * 1e3)
+            image = self.overlay.render(frame.image, result, self._hud)
             if recorder is not None:
                 recorder.write(image)
             if out.show:
                 cv2.imshow(WINDOW, image)
-                self._poll_window()
-        if masks is not None:
-            masks.write(frame.stem, result)
-        now = time.perf_counter()
-        self.metrics.add("output", (now - start) * 1e3)
-        self.metrics.add("end_to_end", (now - frame.captured) * 1e3)
-        self.metrics.output_done(now)
-        self._rate.tick(now)
-
-    def _poll_window(self) -> None:
-        key = cv2.waitKey(1) & 0xFF
-        if key in (ord("q"), ord("Q"), 27):
-            self.state.request_stop("q pressed")
-        elif cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
-            self.state.request_stop("window closed")
+                poll_window(self.state.request_stop)
+        finish_frame(frame, result, masks, self.metrics, self._rate, start)
 
     def _progress(self) -> None:
         m = self.metrics

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pem_rt.letterbox import Letterbox, Placement
 from pem_rt.model_meta import ModelMeta
-from runtime.backends import Backend, open_backend
-from runtime.letterbox import Letterbox, Placement
-from runtime.panoptic import Segment, assemble_panoptic
+from pem_rt.segments import VOID, Segment
+from runtime.backends import Backend, BackendOptions, open_backend
+from runtime.panoptic import assemble_panoptic
 
-VOID = 255
 ENGINE_SUFFIXES = (".engine", ".plan")
 
 
@@ -64,7 +64,7 @@ class Segmenter:
             tensorrt or onnxruntime.
         provider: ONNX Runtime provider: auto, cpu or cuda.
         resize: how frames meet the model's static input size: letterbox, stretch or none
-            (runtime/letterbox.py).
+            (pem_rt/letterbox.py).
         plugins: TensorRT plugin library for engines that do not embed it.
         cuda_graph: replay CUDA graphs with TensorRT.
         threads: ONNX Runtime intra-op threads (0 = one per core).
@@ -88,14 +88,13 @@ class Segmenter:
             return
         path = Path(model) if model is not None else None
         is_engine = path is not None and path.suffix in ENGINE_SUFFIXES
+        options = BackendOptions(
+            backend, provider, Path(plugins) if plugins is not None else None, cuda_graph, threads
+        )
         opened = open_backend(
             engine=path if is_engine else None,
             onnx=path if path is not None and not is_engine else None,
-            backend=backend,
-            provider=provider,
-            plugins=Path(plugins) if plugins is not None else None,
-            cuda_graph=cuda_graph,
-            threads=threads,
+            options=options,
             log=log,
         )
         self._setup(opened, resize)

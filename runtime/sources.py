@@ -26,10 +26,11 @@ import cv2
 import numpy as np
 
 from pem_rt.errors import PemError
-from runtime.synthetic import FPS as SYNTHETIC_FPS
-from runtime.synthetic import SyntheticScene
+from pem_rt.images import IMAGE_SUFFIXES, is_image
+from pem_rt.sizes import parse_size
+from pem_rt.synthetic import FPS as SYNTHETIC_FPS
+from pem_rt.synthetic import SyntheticScene
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 DEFAULT_SYNTHETIC_SIZE = (720, 1280)
 NETWORK_TIMEOUT_MS = 5000
@@ -61,14 +62,7 @@ def has_gstreamer() -> bool:
     return False
 
 
-def parse_hw(text: str, what: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise PemError(f"{what}: '{text}' is not HxW (height x width), e.g. 720x1280") from None
-    if h < 16 or w < 16:
-        raise PemError(f"{what}: {h}x{w} is too small (at least 16x16)")
-    return h, w
+MIN_FRAME = 16  # the smallest frame a source gives (height and width)
 
 
 class Source:
@@ -358,19 +352,17 @@ def _network(url: str, reconnect_timeout: float, log: Log) -> CaptureSource:
 def _files(spec: str, log: Log) -> Source | None:
     """A folder, glob or single image; None when ``spec`` is none of these."""
     if any(c in spec for c in "*?["):
-        paths = sorted(Path(p) for p in globlib.glob(spec) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        paths = sorted(Path(p) for p in globlib.glob(spec) if is_image(Path(p)))
         if not paths:
-            raise PemError(
-                f"--source {spec}: the pattern matches no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
-            )
+            raise PemError(f"--source {spec}: the pattern matches no images ({', '.join(IMAGE_SUFFIXES)})")
         return ImageFilesSource(paths, f"{len(paths)} images matching {spec}", log)
     path = Path(spec)
     if path.is_dir():
-        paths = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        paths = sorted(p for p in path.iterdir() if p.is_file() and is_image(p))
         if not paths:
-            raise PemError(f"--source {spec}: the folder has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise PemError(f"--source {spec}: the folder has no images ({', '.join(IMAGE_SUFFIXES)})")
         return ImageFilesSource(paths, f"{len(paths)} images in {spec}", log)
-    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+    if path.is_file() and is_image(path):
         return ImageFilesSource([path], f"image {spec}", log)
     return None
 
@@ -386,7 +378,9 @@ def _synthetic(spec: str, realtime: bool, seed: int) -> SyntheticSource:
         if seed < 0:
             raise PemError(f"--source synthetic...@{seed}: the seed must be >= 0")
     size = (
-        parse_hw(spec.split(":", 1)[1], "--source synthetic:HxW") if ":" in spec else DEFAULT_SYNTHETIC_SIZE
+        parse_size(spec.split(":", 1)[1], "--source synthetic:HxW", MIN_FRAME)
+        if ":" in spec
+        else DEFAULT_SYNTHETIC_SIZE
     )
     return SyntheticSource(size, realtime, seed)
 

@@ -23,6 +23,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -266,7 +267,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     show = not args.headless
     if show:
-        from runtime.pipeline import window_unavailable
+        from runtime.output_stage import window_unavailable
 
         reason = window_unavailable()
         if reason:
@@ -276,9 +277,10 @@ def _run(args: argparse.Namespace) -> int:
     note = batch_note(segmenter.backend.path, segmenter.meta.batch, segmenter.max_batch, len(sources))
     if note:
         log(note)
+    run = stream_run_from_args(args, show)
     if len(sources) == 1:
-        return _run_single(args, sources[0], segmenter, show, log)
-    return _run_multi(args, sources, segmenter, show, log)
+        return _run_single(run, sources[0], segmenter, log)
+    return _run_multi(run, sources, segmenter, log)
 
 
 def batch_note(model: Path | str, static: int, limit: int, count: int) -> str | None:
@@ -305,16 +307,31 @@ def batch_note(model: Path | str, static: int, limit: int, count: int) -> str | 
     return None
 
 
-def _outputs(args: argparse.Namespace, show: bool) -> Any:
-    from runtime.pipeline import Outputs
+@dataclass(frozen=True)
+class StreamRun:
+    """What a run does with its frames, from the command's flags (``batch_timeout`` in seconds)."""
 
-    return Outputs(
+    outputs: Any  # runtime.pipeline.Outputs (imported lazily: --help stays light)
+    frames: int | None
+    metrics: Path | None
+    resize: str
+    batch_timeout: float
+    max_batch: int | None
+
+
+def stream_run_from_args(args: argparse.Namespace, show: bool) -> StreamRun:
+    from runtime.output_stage import Outputs
+
+    outputs = Outputs(
         show=show,
         record=args.record,
         save_masks=args.save_masks,
         alpha=args.alpha,
         hud=not args.no_hud,
         progress_every=0.0 if show else 5.0,
+    )
+    return StreamRun(
+        outputs, args.frames, args.metrics, args.resize, args.batch_timeout / 1e3, args.max_batch
     )
 
 
@@ -334,20 +351,50 @@ def _stoppable(stop: Callable[[str], None], show: bool) -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _run_info(args: argparse.Namespace, segmenter: Any, reason: str, error: str | None) -> dict[str, Any]:
+def _run_info(run: StreamRun, segmenter: Any, reason: str, error: str | None) -> dict[str, Any]:
     """What --metrics says about the model and how the run ended."""
     meta = segmenter.meta
     return {
         "model": str(segmenter.backend.path),
         "backend": segmenter.name,
         "input_size": [meta.input_height, meta.input_width],
-        "resize": args.resize,
+        "resize": run.resize,
         "stopped_by": "error" if error else reason,
         **({"error": error} if error else {}),
     }
 
 
-def _run_single(args: argparse.Namespace, source: Any, segmenter: Any, show: bool, log: Any) -> int:
+def _execute(
+    run: StreamRun,
+    go: Callable[[], Any],
+    stop: Callable[[str], None],
+    segmenter: Any,
+    metrics_json: Callable[[str | None], dict[str, Any]],
+) -> Any:
+    """Run ``go`` stoppable by signals; on every way out close the model and write --metrics."""
+    error: str | None = None
+    try:
+        with _stoppable(stop, run.outputs.show):
+            return go()
+    except PemError as e:
+        error = str(e)
+        raise
+    finally:
+        segmenter.close()
+        if run.metrics:
+            atomic_write_text(run.metrics, json.dumps(metrics_json(error), indent=2) + "\n")
+
+
+def _wrote(run: StreamRun, recorded: Sequence[Path], masks: str, log: Any) -> None:
+    for path in recorded:
+        log(f"wrote {path}")
+    if run.outputs.save_masks:
+        log(f"wrote {masks}")
+    if run.metrics:
+        log(f"wrote {run.metrics}")
+
+
+def _run_single(run: StreamRun, source: Any, segmenter: Any, log: Any) -> int:
     from runtime.metrics import STAGES
     from runtime.pipeline import Pipeline
 
@@ -355,27 +402,15 @@ def _run_single(args: argparse.Namespace, source: Any, segmenter: Any, show: boo
     meta = segmenter.meta
     log(
         f"{source.description} -> PEM {meta.name} {meta.task} {meta.input_height}x{meta.input_width} "
-        f"on {segmenter.name} ({args.resize}; {'live: newest frames kept' if source.live else 'every frame'})"
+        f"on {segmenter.name} ({run.resize}; {'live: newest frames kept' if source.live else 'every frame'})"
     )
-    outputs = _outputs(args, show)
-    pipeline = Pipeline(segmenter, source, outputs, args.frames, log=log)
+    pipeline = Pipeline(segmenter, source, run.outputs, run.frames, log=log)
 
-    error: str | None = None
-    try:
-        with _stoppable(pipeline.stop, show):
-            metrics = pipeline.run()
-    except PemError as e:
-        error = str(e)
-        raise
-    finally:
-        segmenter.close()
-        if args.metrics:
-            info = {
-                "source": source.description,
-                "live": source.live,
-                **_run_info(args, segmenter, pipeline.state.reason, error),
-            }
-            atomic_write_text(args.metrics, json.dumps(pipeline.metrics.to_json(**info), indent=2) + "\n")
+    def metrics_json(error: str | None) -> dict[str, Any]:
+        info = {"source": source.description, "live": source.live}
+        return pipeline.metrics.to_json(**info, **_run_info(run, segmenter, pipeline.state.reason, error))
+
+    metrics = _execute(run, pipeline.run, pipeline.stop, segmenter, metrics_json)
     e2e = metrics.stages["end_to_end"]
     log(
         f"{metrics.frames} frames, {metrics.fps:.1f} FPS, end-to-end latency p50/p90/p99 "
@@ -395,80 +430,65 @@ def _run_single(args: argparse.Namespace, source: Any, segmenter: Any, show: boo
         if metrics.stages[s].count and s != "end_to_end"
     )
     log(f"p50 per stage (ms): {stages}")
-    if pipeline.recorded:
-        log(f"wrote {pipeline.recorded}")
-    if args.save_masks:
-        log(f"wrote {metrics.frames} label maps to {args.save_masks}/")
-    if args.metrics:
-        log(f"wrote {args.metrics}")
+    recorded = [pipeline.recorded] if pipeline.recorded else []
+    _wrote(run, recorded, f"{metrics.frames} label maps to {run.outputs.save_masks}/", log)
     if metrics.frames == 0 and pipeline.state.reason == "end of source":
         raise PemError(f"{source.description} delivered no frames (empty or unreadable)")
     return 0
 
 
-def _run_multi(args: argparse.Namespace, sources: list[Any], segmenter: Any, show: bool, log: Any) -> int:
+def _run_multi(run: StreamRun, sources: list[Any], segmenter: Any, log: Any) -> int:
     from runtime.multistream import MultiStream
 
     meta = segmenter.meta
-    outputs = _outputs(args, show)
-    run = MultiStream(
+    multi = MultiStream(
         segmenter,
         sources,
-        outputs,
-        args.frames,
-        batch_timeout=args.batch_timeout / 1e3,
-        max_batch=args.max_batch,
+        run.outputs,
+        run.frames,
+        batch_timeout=run.batch_timeout,
+        max_batch=run.max_batch,
         log=log,
     )
     log(
         f"{len(sources)} sources -> PEM {meta.name} {meta.task} {meta.input_height}x{meta.input_width} on "
-        f"{segmenter.name} ({args.resize}; batched, up to "
-        f"{min(v for v in (segmenter.max_batch, args.max_batch, len(sources)) if v)} frames per call)"
+        f"{segmenter.name} ({run.resize}; batched, up to "
+        f"{min(v for v in (segmenter.max_batch, run.max_batch, len(sources)) if v)} frames per call)"
     )
-    for lane in run.lanes:
+    for lane in multi.lanes:
         kind = "live: newest frames kept" if lane.source.live else "every frame"
         log(f"  source {lane.index}: {lane.source.description} ({kind})")
 
-    error: str | None = None
-    try:
-        with _stoppable(run.stop, show):
-            metrics = run.run()
-    except PemError as e:
-        error = str(e)
-        raise
-    finally:
-        segmenter.close()
-        if args.metrics:
-            info = [
-                {
-                    "source": lane.source.description,
-                    "live": lane.source.live,
-                    "stopped_by": lane.ended or run.state.reason,
-                    **({"error": str(lane.error)} if lane.error is not None else {}),
-                }
-                for lane in run.lanes
-            ]
-            extra = _run_info(args, segmenter, run.state.reason, error)
-            atomic_write_text(args.metrics, json.dumps(run.metrics.to_json(info, **extra), indent=2) + "\n")
+    def metrics_json(error: str | None) -> dict[str, Any]:
+        info = [
+            {
+                "source": lane.source.description,
+                "live": lane.source.live,
+                "stopped_by": lane.ended or multi.state.reason,
+                **({"error": str(lane.error)} if lane.error is not None else {}),
+            }
+            for lane in multi.lanes
+        ]
+        result: dict[str, Any] = multi.metrics.to_json(
+            info, **_run_info(run, segmenter, multi.state.reason, error)
+        )
+        return result
+
+    metrics = _execute(run, multi.run, multi.stop, segmenter, metrics_json)
     log(
         f"{len(sources)} sources, {metrics.frames} frames, {metrics.fps:.1f} FPS in all, {metrics.batches} "
-        f"batches of {metrics.mean_batch:.2f} frames on average (stopped: {run.state.reason})"
+        f"batches of {metrics.mean_batch:.2f} frames on average (stopped: {multi.state.reason})"
     )
-    for lane in run.lanes:
+    for lane in multi.lanes:
         m = lane.metrics
         e2e = m.stages["end_to_end"]
         log(
             f"  source {lane.index}: {m.frames} frames, {m.fps:.1f} FPS, end-to-end p50/p99 "
             f"{e2e.percentile(50):.1f}/{e2e.percentile(99):.1f} ms, dropped {m.dropped}, reconnects "
-            f"{m.reconnects} ({lane.ended or run.state.reason})"
+            f"{m.reconnects} ({lane.ended or multi.state.reason})"
         )
-    for path in run.recorded:
-        log(f"wrote {path}")
-    if args.save_masks:
-        log(f"wrote {metrics.frames} label maps to {args.save_masks}/source*/")
-    if args.metrics:
-        log(f"wrote {args.metrics}")
-    empty = [lane for lane in run.lanes if lane.metrics.frames == 0 and lane.ended == "end of source"]
+    _wrote(run, multi.recorded, f"{metrics.frames} label maps to {run.outputs.save_masks}/source*/", log)
+    empty = [lane for lane in multi.lanes if lane.metrics.frames == 0 and lane.ended == "end of source"]
     if empty:
         names = ", ".join(lane.source.description for lane in empty)
         raise PemError(f"{names}: delivered no frames (empty or unreadable)")

@@ -8,17 +8,6 @@ from pem_rt.errors import PemError
 from training.model.config import PRESETS, ModelConfig, get_preset, with_ablation
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """'512x1024' -> (512, 1024); argparse turns the ValueError into a one-line usage error."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not HxW, e.g. 512x1024") from None
-    if h <= 0 or w <= 0:
-        raise argparse.ArgumentTypeError(f"'{text}': height and width must be positive")
-    return h, w
-
-
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument(

@@ -1,12 +1,8 @@
 """Evaluation of a model on a dataset split, or of saved prediction files from any backend.
 
-Prediction files (what ``--save-predictions`` writes and ``--predictions`` reads), one set per image,
-named by the image's stem (file name without extension, e.g. ``frankfurt_000000_000294_leftImg8bit``)::
-
-    <stem>.png            semantic label map: single-channel 8-bit PNG at the image's size, contiguous
-                          class ids (Cityscapes trainIds 0..18, ADE20K 0..149), 255 = void
-    <stem>_panoptic.png   panoptic (optional): RGB PNG, segment id = R + 256 G + 256^2 B, 0 = void
-    <stem>_panoptic.json  {"segments_info": [{"id": <segment id>, "category_id": <contiguous class>}]}
+Prediction files (what ``--save-predictions`` writes and ``--predictions`` reads) are defined in
+pem_rt/predictions.py: one set per image, named by the image's stem (file name without extension, e.g.
+``frankfurt_000000_000294_leftImg8bit``).
 """
 
 from __future__ import annotations
@@ -17,16 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
 from pem_rt.errors import PemError
-from pem_rt.files import atomic_write, atomic_write_text
+from pem_rt.files import atomic_write_text
+from pem_rt.predictions import prediction_paths, write_prediction
+from pem_rt.segments import VOID, Segment
 from training.data.loader import EvalDataset
-from training.data.records import DatasetSource, SegmentInfo, id_to_rgb, read_label, read_panoptic_png
+from training.data.records import DatasetSource, SegmentInfo, read_label, read_panoptic_png
 from training.dataset_meta import DatasetMeta
 from training.inference import ImagePrediction, predict
 from training.metrics import PanopticMetric, SemanticMetric
@@ -113,7 +110,8 @@ def _accumulate(result: EvalResult, pred: ImagePrediction, sample: dict[str, Any
     if result.panoptic is not None:
         if pred.panoptic is None or pred.segments is None:
             raise PemError(f"{sample['stem']}: no panoptic prediction to evaluate PQ with")
-        result.panoptic.update(pred.panoptic, pred.segments, sample["panoptic"], sample["segments"])
+        segments = [SegmentInfo(s.id, s.category_id) for s in pred.segments]
+        result.panoptic.update(pred.panoptic, segments, sample["panoptic"], sample["segments"])
     result.images += 1
 
 
@@ -131,23 +129,17 @@ def _all_reduce(result: EvalResult, device: torch.device) -> None:
 
 
 def save_prediction(out_dir: Path, stem: str, pred: ImagePrediction) -> None:
-    """Write one image's prediction files (see the module docstring for the format)."""
-    png = cv2.imencode(".png", pred.semantic)[1]
-    atomic_write(out_dir / f"{stem}.png", lambda f: f.write(png.tobytes()))
-    if pred.panoptic is not None and pred.segments is not None:
-        pan = cv2.imencode(".png", id_to_rgb(pred.panoptic)[:, :, ::-1])[1]
-        atomic_write(out_dir / f"{stem}_panoptic.png", lambda f: f.write(pan.tobytes()))
-        info = {"segments_info": [{"id": s.id, "category_id": s.category} for s in pred.segments]}
-        atomic_write_text(out_dir / f"{stem}_panoptic.json", json.dumps(info))
+    """Write one image's prediction files (pem_rt/predictions.py)."""
+    write_prediction(out_dir, stem, pred.semantic, pred.panoptic, pred.segments, "--save-predictions")
 
 
 def load_prediction(pred_dir: Path, stem: str, panoptic: bool, num_classes: int) -> ImagePrediction:
     """Read one image's prediction files; missing or malformed files are one-line PemErrors."""
-    path = pred_dir / f"{stem}.png"
+    path, pan_path, json_path = prediction_paths(pred_dir, stem)
     if not path.is_file():
         raise PemError(f"prediction {path} is missing: expect one <image stem>.png label map per image")
     semantic = read_label(path)
-    bad = (semantic >= num_classes) & (semantic != 255)
+    bad = (semantic >= num_classes) & (semantic != VOID)
     if bad.any():
         raise PemError(
             f"{path} holds class id {int(semantic[bad].max())} but the dataset has {num_classes} classes "
@@ -155,7 +147,6 @@ def load_prediction(pred_dir: Path, stem: str, panoptic: bool, num_classes: int)
         )
     if not panoptic:
         return ImagePrediction(semantic.astype(np.uint8))
-    pan_path, json_path = pred_dir / f"{stem}_panoptic.png", pred_dir / f"{stem}_panoptic.json"
     for p in (pan_path, json_path):
         if not p.is_file():
             raise PemError(
@@ -163,10 +154,10 @@ def load_prediction(pred_dir: Path, stem: str, panoptic: bool, num_classes: int)
             )
     try:
         info = json.loads(json_path.read_text())["segments_info"]
-        segments = [SegmentInfo(int(s["id"]), int(s["category_id"])) for s in info]
+        segments = [Segment(int(s["id"]), int(s["category_id"]), bool(s.get("isthing", False))) for s in info]
     except (ValueError, KeyError, TypeError) as e:
         raise PemError(f"{json_path} is not a segments_info json ({e})") from None
-    if any(not 0 <= s.category < num_classes for s in segments):
+    if any(not 0 <= s.category_id < num_classes for s in segments):
         raise PemError(f"{json_path} has a category_id outside 0..{num_classes - 1}")
     return ImagePrediction(semantic.astype(np.uint8), read_panoptic_png(pan_path), segments)
 
@@ -178,11 +169,12 @@ def evaluate_model(
     short_side: int | None = None,
     limit: int | None = None,
     save_dir: Path | None = None,
-    rank: int = 0,
-    world: int = 1,
+    shard: tuple[int, int] = (0, 1),
     progress: bool = True,
 ) -> EvalResult:
-    """Run ``model`` on the split (this rank's share) and accumulate mIoU (and PQ); summed over ranks."""
+    """Run ``model`` on the split and accumulate mIoU (and PQ). ``shard`` = (rank, world): this process
+    takes every world-th image from its rank on; the result is summed over ranks."""
+    rank, world = shard
     dataset = EvalDataset(source, panoptic, limit)
     result = _new_result(source.meta, panoptic)
     was_training = model.training

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from training.data.records import SegmentInfo
+from pem_rt.segments import Segment
 from training.data.transforms import resize_image, shortest_edge_size
 from training.model import PEM
 from training.model.postprocess import panoptic_inference, resize_masks, semantic_labels
@@ -20,7 +20,7 @@ from training.model.postprocess import panoptic_inference, resize_masks, semanti
 class ImagePrediction:
     semantic: np.ndarray  # uint8 [H, W], contiguous class ids
     panoptic: np.ndarray | None = None  # int32 [H, W], 0 = void
-    segments: list[SegmentInfo] | None = None
+    segments: list[Segment] | None = None
 
 
 @torch.no_grad()
@@ -54,6 +54,4 @@ def predict(
         inf.object_mask_threshold,
         inf.overlap_threshold,
     )
-    return ImagePrediction(
-        semantic, seg.cpu().numpy().astype(np.int32), [SegmentInfo(s.id, s.category_id) for s in segments]
-    )
+    return ImagePrediction(semantic, seg.cpu().numpy().astype(np.int32), segments)

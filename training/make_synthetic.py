@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pem_rt.command import run_command
 from pem_rt.errors import PemError
-from training.cli_args import parse_size
+from pem_rt.sizes import size_arg
 from training.data.synthetic import CLASSES_USED, write_dataset
 
 
@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output folder (the Cityscapes root)")
     p.add_argument("--train", type=int, default=64, help="training images (default 64)")
     p.add_argument("--val", type=int, default=16, help="validation images (default 16)")
-    p.add_argument("--size", type=parse_size, default=(256, 512), help="image HxW (default 256x512)")
+    p.add_argument("--size", type=size_arg, default=(256, 512), help="image HxW (default 256x512)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     return p
 

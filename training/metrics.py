@@ -89,20 +89,25 @@ class PanopticMetric:
             raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} differ in size")
         gt_info = {s.id: s for s in gt_segments}
         pred_info = {s.id: s for s in pred_segments}
-        pred_area: dict[int, int] = {}
-        for label, count in zip(*np.unique(pred, return_counts=True), strict=True):
-            lab = int(label)
-            if lab == 0:
-                continue
-            if lab not in pred_info:
-                raise ValueError(f"predicted segment id {lab} is in the map but has no segment info")
-            pred_area[lab] = int(count)
+        pred_area = _segment_areas(pred, pred_info)
         gt_area = {int(k): int(v) for k, v in zip(*np.unique(gt, return_counts=True), strict=True)}
         joint = gt.astype(np.int64) * OFFSET + pred.astype(np.int64)
         overlap: dict[tuple[int, int], int] = {}
         for label, count in zip(*np.unique(joint, return_counts=True), strict=True):
             overlap[(int(label) // OFFSET, int(label) % OFFSET)] = int(count)
+        gt_matched, pred_matched = self._match(gt_info, pred_info, gt_area, pred_area, overlap)
+        crowd_of_class = self._count_false_negatives(gt_info, gt_matched)
+        self._count_false_positives(pred_info, pred_area, pred_matched, overlap, crowd_of_class)
 
+    def _match(
+        self,
+        gt_info: dict[int, SegmentInfo],
+        pred_info: dict[int, SegmentInfo],
+        gt_area: dict[int, int],
+        pred_area: dict[int, int],
+        overlap: dict[tuple[int, int], int],
+    ) -> tuple[set[int], set[int]]:
+        """True positives: same class, not crowd, IoU > 0.5 (void pixels of the prediction not counted)."""
         gt_matched, pred_matched = set(), set()
         for (g, p), inter in overlap.items():
             if g not in gt_info or p not in pred_area:
@@ -117,7 +122,10 @@ class PanopticMetric:
                 self.stats[gs.category, 1] += 1
                 gt_matched.add(g)
                 pred_matched.add(p)
+        return gt_matched, pred_matched
 
+    def _count_false_negatives(self, gt_info: dict[int, SegmentInfo], gt_matched: set[int]) -> dict[int, int]:
+        """Unmatched non-crowd ground truth; returns the crowd segment of each class that has one."""
         crowd_of_class: dict[int, int] = {}
         for g, gs in gt_info.items():
             if g in gt_matched:
@@ -126,6 +134,17 @@ class PanopticMetric:
                 crowd_of_class[gs.category] = g
                 continue
             self.stats[gs.category, 3] += 1
+        return crowd_of_class
+
+    def _count_false_positives(
+        self,
+        pred_info: dict[int, SegmentInfo],
+        pred_area: dict[int, int],
+        pred_matched: set[int],
+        overlap: dict[tuple[int, int], int],
+        crowd_of_class: dict[int, int],
+    ) -> None:
+        """Unmatched predictions, except those mostly on void or on a crowd region of their class."""
         for p, area in pred_area.items():
             if p in pred_matched:
                 continue
@@ -161,3 +180,16 @@ class PanopticMetric:
                 result[key + name] = float(np.mean([r[key] for r in chosen])) if chosen else float("nan")
             result["n" + name] = len(chosen)
         return result
+
+
+def _segment_areas(pred: np.ndarray, pred_info: dict[int, SegmentInfo]) -> dict[int, int]:
+    """Pixels of each predicted segment (0 = void left out); every id in the map must have its info."""
+    areas: dict[int, int] = {}
+    for label, count in zip(*np.unique(pred, return_counts=True), strict=True):
+        lab = int(label)
+        if lab == 0:
+            continue
+        if lab not in pred_info:
+            raise ValueError(f"predicted segment id {lab} is in the map but has no segment info")
+        areas[lab] = int(count)
+    return areas

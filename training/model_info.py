@@ -19,7 +19,8 @@ import torch
 from pem_rt.command import run_command
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_write_text
-from training.cli_args import add_model_args, model_config_from_args, parse_size
+from pem_rt.sizes import size_arg
+from training.cli_args import add_model_args, model_config_from_args
 from training.model import PEM, ModelConfig, build_model
 from training.model.flops import FlopCounter
 from training.model.postprocess import resize_masks, semantic_probabilities
@@ -145,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_args(parser)
     parser.add_argument(
         "--size",
-        type=parse_size,
+        type=size_arg,
         default=None,
         help="input HxW (default: 1024x2048 for cityscapes, 512x512 otherwise)",
     )

@@ -4,7 +4,8 @@ reference recipe, on one process or many (`torchrun --nproc_per_node N training/
 Writes into RUN_DIR: last.pt (every --checkpoint-every steps and at the end) and best.pt (best val
 mIoU, or PQ for panoptic), metrics.csv, eval/step_N.json, loss_curve.png, tensorboard/ (if installed).
 Checkpoints are written atomically; `--resume` continues a run exactly where last.pt left it (same data
-order, same random draws, same losses on CPU).
+order, same random draws, same losses on CPU). From Python: `training.trainer.train(TrainConfig(...))`
+(training/train_config.py).
 """
 
 from __future__ import annotations
@@ -14,15 +15,22 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from pem_rt.command import run_command
-from pem_rt.errors import PemError
-from training.cli_args import add_model_args, parse_size
-from training.data.loader import DATASET_NAMES, DEFAULTS
-
-# Reference base learning rates (configs of the PEM repository): Cityscapes 7e-4, ADE20K 4e-4.
-DEFAULT_LR = {"cityscapes": 7e-4, "ade20k": 4e-4, "coco-panoptic": 1e-4}
+from pem_rt.sizes import size_arg
+from training.cli_args import add_model_args, model_config_from_args
+from training.data.loader import DATASET_NAMES
+from training.data.transforms import AugmentConfig
+from training.losses.criterion import LossConfig
+from training.optim import OptimConfig
+from training.train_config import (
+    CheckpointConfig,
+    DataConfig,
+    EvalConfig,
+    ScheduleConfig,
+    TrainConfig,
+    recipe_for,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--val-split", default="val", help="validation split; '' disables evaluation (default val)"
     )
-    d.add_argument("--crop", type=parse_size, default=None, help="crop HxW (default 512x1024 / 512x512)")
+    d.add_argument("--crop", type=size_arg, default=None, help="crop HxW (default 512x1024 / 512x512)")
     d.add_argument("--base-size", type=int, default=None, help="short side at scale 1.0 (default 1024 / 512)")
     d.add_argument("--scale-range", type=float, nargs=2, default=(0.5, 2.0), metavar=("MIN", "MAX"))
     d.add_argument("--no-color-jitter", action="store_true", help="disable SSD photometric jitter")
@@ -100,41 +108,64 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` of the parsed flags; what they leave open comes from the dataset's recipe."""
+    model = model_config_from_args(args)
+    data = DataConfig(args.data, args.dataset, args.train_split, args.val_split, args.workers)
+    recipe = recipe_for(data.dataset or model.dataset.name)
+    out = args.out or Path("runs") / model.name
+    resume = None
+    if args.resume is not None:
+        resume = out / "last.pt" if args.resume == "last" else Path(args.resume)
+    return TrainConfig(
+        model=model,
+        data=data,
+        out=out,
+        optim=OptimConfig(
+            lr=args.lr if args.lr is not None else recipe.lr,
+            iters=args.iters,
+            weight_decay=args.weight_decay,
+            backbone_multiplier=args.backbone_lr_mult,
+            warmup_iters=args.warmup_iters,
+        ),
+        augment=AugmentConfig(
+            args.crop or recipe.crop,
+            args.base_size or recipe.base_size,
+            tuple(args.scale_range),
+            color=not args.no_color_jitter,
+        ),
+        loss=LossConfig(
+            class_weight=args.class_weight,
+            mask_weight=args.mask_weight,
+            dice_weight=args.dice_weight,
+            no_object_weight=args.no_object_weight,
+            num_points=args.points,
+        ),
+        schedule=ScheduleConfig(
+            args.batch_size, args.accumulate, args.stop_at, args.clip_grad, args.amp, args.seed
+        ),
+        eval=EvalConfig(
+            args.eval_every,
+            args.eval_limit,
+            args.eval_short_side if args.eval_short_side is not None else recipe.eval_short_side,
+        ),
+        checkpoint=CheckpointConfig(args.checkpoint_every, resume, args.weights, args.backbone_weights),
+        device=args.device,
+        threads=args.threads,
+        progress=not args.no_progress,
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pem_rt.paths import check_output_dir
+    from training.trainer import train
+
+    check_output_dir(args.out, "--out")
+    return train(config_from_args(args))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    def body(args: argparse.Namespace) -> int:
-        from pem_rt.paths import check_output_dir
-        from training.trainer import train
-
-        check_output_dir(args.out, "--out")
-        return train(args)
-
-    return run_command("train", build_parser(), body, argv)
-
-
-def validate(args: argparse.Namespace) -> None:
-    for flag, low in (("batch_size", 1), ("accumulate", 1), ("iters", 1), ("checkpoint_every", 1),
-                      ("eval_every", 0), ("workers", 0), ("warmup_iters", 0)):  # fmt: skip
-        if getattr(args, flag) < low:
-            raise PemError(f"--{flag.replace('_', '-')} must be >= {low}, got {getattr(args, flag)}")
-    if args.eval_limit is not None and args.eval_limit < 1:
-        raise PemError(f"--eval-limit must be >= 1, got {args.eval_limit}")
-    if args.stop_at is not None and not 1 <= args.stop_at <= args.iters:
-        raise PemError(f"--stop-at must be in 1..--iters ({args.iters}), got {args.stop_at}")
-    lo, hi = args.scale_range
-    if not 0 < lo <= hi:
-        raise PemError(f"--scale-range {lo} {hi}: need 0 < MIN <= MAX")
-    if args.points < 0:
-        raise PemError(f"--points must be >= 0, got {args.points}")
-
-
-def resolve_defaults(args: argparse.Namespace, dataset: str) -> dict[str, Any]:
-    crop, base, short = DEFAULTS[dataset]
-    return {
-        "crop": args.crop or crop,
-        "base_size": args.base_size or base,
-        "eval_short_side": args.eval_short_side if args.eval_short_side is not None else short,
-        "lr": args.lr if args.lr is not None else DEFAULT_LR[dataset],
-    }
+    return run_command("train", build_parser(), _run, argv)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
-"""The training loop behind `training/train.py` (see its docstring for flags and outputs)."""
+"""The training loop: ``train(TrainConfig(...))`` (training/train_config.py); `pem train` (training/train.py)
+fills the config from its flags and documents the outputs.
+"""
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +22,16 @@ from tqdm import tqdm
 from pem_rt.errors import PemError
 from training import distributed
 from training.checkpoint import Checkpoint, load_checkpoint, read_torch_file, save_checkpoint
-from training.cli_args import model_config_from_args
 from training.data.loader import TrainDataset, TrainSampler, collate_train, open_dataset
 from training.data.records import DatasetSource
-from training.data.transforms import AugmentConfig
 from training.engine import batch_losses, gather_rng_states, mean_over_ranks, set_rng_state
 from training.evaluation import EvalResult, evaluate_model
-from training.losses.criterion import LossConfig, SetCriterion
+from training.losses.criterion import SetCriterion
 from training.model import PEM, ModelConfig, build_model
 from training.model.weights import load_backbone, load_official
-from training.optim import OptimConfig, build_optimizer, build_scheduler
+from training.optim import build_optimizer, build_scheduler
 from training.run_log import MetricsLog, final_report
-from training.train import resolve_defaults, validate
+from training.train_config import TrainConfig
 
 
 def check_dataset_matches(cfg: ModelConfig, source: DatasetSource) -> None:
@@ -55,15 +56,6 @@ def load_initial_weights(model: PEM, path: Path) -> str:
     return f"loaded official weights {path}: " + load_official(model, path).summary().replace("\n", "; ")
 
 
-def resume_path(args: argparse.Namespace, run_dir: Path) -> Path | None:
-    if args.resume is None:
-        return None
-    path = run_dir / "last.pt" if args.resume == "last" else Path(args.resume)
-    if not path.is_file():
-        raise PemError(f"--resume: {path} does not exist; start without --resume or pass a checkpoint path")
-    return path
-
-
 def amp_mode(requested: str, device: torch.device) -> str:
     if requested != "auto":
         if requested != "off" and device.type != "cuda":
@@ -77,14 +69,15 @@ def amp_mode(requested: str, device: torch.device) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
-def train(args: argparse.Namespace) -> int:
-    validate(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device_name = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+def train(config: TrainConfig) -> int:
+    """Train as ``config`` says (one process, or each process of a torchrun launch); returns 0."""
+    config.validate()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device_name = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
     info, device = distributed.setup(device_name)
     try:
-        code = _train(args, info, device)
+        code = _train(config, info, device)
     except BaseException:
         distributed.cleanup(synchronise=False)
         raise
@@ -92,65 +85,47 @@ def train(args: argparse.Namespace) -> int:
     return code
 
 
-def _train(args: argparse.Namespace, info: distributed.DistInfo, device: torch.device) -> int:
-    cfg = model_config_from_args(args)
-    dataset = args.dataset or cfg.dataset.name
-    if cfg.inference.task == "instance":
-        raise PemError("--task instance is not trained here; train --task panoptic (instances come from it)")
-    panoptic = cfg.inference.task == "panoptic"
-    d = resolve_defaults(args, dataset)
-    run_dir: Path = args.out or Path("runs") / cfg.name
-    resume = resume_path(args, run_dir)
-    if resume is None and (run_dir / "last.pt").exists():
-        raise PemError(
-            f"{run_dir} already holds a run (last.pt); pass --resume to continue it or another --out"
-        )
-    source = open_dataset(dataset, args.data, args.train_split, panoptic)
-    check_dataset_matches(cfg, source)
-    val_source = open_dataset(dataset, args.data, args.val_split, panoptic) if args.val_split else None
-    log = print if info.main else (lambda *a, **k: None)
+@dataclass
+class _Parts:
+    """What a training step works with: the model (``net`` is its DDP wrapper, or the model itself)."""
 
-    torch.manual_seed(args.seed)  # identical initial weights on every rank
+    model: PEM
+    net: nn.Module
+    criterion: SetCriterion
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    amp: str
+
+
+def _open_data(config: TrainConfig) -> tuple[DatasetSource, DatasetSource | None]:
+    panoptic = config.model.inference.task == "panoptic"
+    d = config.data
+    source = open_dataset(config.dataset, d.root, d.train_split, panoptic)
+    check_dataset_matches(config.model, source)
+    val_source = open_dataset(config.dataset, d.root, d.val_split, panoptic) if d.val_split else None
+    return source, val_source
+
+
+def _build_parts(
+    config: TrainConfig, info: distributed.DistInfo, device: torch.device, log: Callable[..., None]
+) -> _Parts:
+    cfg = config.model
+    torch.manual_seed(config.schedule.seed)  # identical initial weights on every rank
     model = build_model(cfg)
-    if args.backbone_weights:
-        log(f"backbone: {load_backbone(model, args.backbone_weights).summary()}".replace("\n", "; "))
-    if args.weights:
-        log(load_initial_weights(model, args.weights))
+    if config.checkpoint.backbone_weights:
+        summary = load_backbone(model, config.checkpoint.backbone_weights).summary()
+        log(f"backbone: {summary}".replace("\n", "; "))
+    if config.checkpoint.weights:
+        log(load_initial_weights(model, config.checkpoint.weights))
     model.to(device)
     if info.enabled:
         model = distributed.convert_sync_batchnorm(model, device)  # type: ignore[assignment]
-    optim_cfg = OptimConfig(
-        lr=d["lr"],
-        iters=args.iters,
-        weight_decay=args.weight_decay,
-        backbone_multiplier=args.backbone_lr_mult,
-        warmup_iters=args.warmup_iters,
-    )
-    optimizer = build_optimizer(model, optim_cfg)
-    scheduler = build_scheduler(optimizer, optim_cfg)
-    amp = amp_mode(args.amp, device)
+    optimizer = build_optimizer(model, config.optim)
+    scheduler = build_scheduler(optimizer, config.optim)
+    amp = amp_mode(config.schedule.amp, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
-    torch.manual_seed(args.seed + info.rank)
-    step, best = 0, {"value": -math.inf, "step": 0}
-    if resume is not None:
-        step, best = _restore(resume, cfg, model, optimizer, scheduler, scaler, info)
-        log(f"resumed from {resume} at step {step}")
-    if info.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        for stale in run_dir.glob(".*.pt.*.tmp"):  # left by a process killed while saving
-            stale.unlink()
-    distributed.barrier()
-
-    criterion = SetCriterion(
-        cfg.num_classes,
-        LossConfig(
-            class_weight=args.class_weight,
-            mask_weight=args.mask_weight,
-            dice_weight=args.dice_weight,
-            no_object_weight=args.no_object_weight,
-            num_points=args.points,
-        ),
-    ).to(device)
+    criterion = SetCriterion(cfg.num_classes, config.loss).to(device)
     net: nn.Module = model
     if info.enabled:
         net = DistributedDataParallel(
@@ -158,77 +133,59 @@ def _train(args: argparse.Namespace, info: distributed.DistInfo, device: torch.d
             device_ids=[device] if device.type == "cuda" else None,
             find_unused_parameters=cfg.decoder.num_layers < 3,
         )
-    aug = AugmentConfig(d["crop"], d["base_size"], tuple(args.scale_range), color=not args.no_color_jitter)
-    train_set = TrainDataset(source, aug, panoptic)
-    sampler = TrainSampler(len(source), args.seed, info.rank, info.world)
-    per_epoch = len(sampler.inner) // args.batch_size
-    if per_epoch == 0:
-        raise PemError(
-            f"--batch-size {args.batch_size} exceeds the {len(sampler.inner)} training images per process; "
-            "lower it"
-        )
-    stop = args.stop_at or args.iters
-    metrics = MetricsLog(run_dir, step if resume else None) if info.main else None
-    log(
-        f"training {cfg.name} on {dataset} {args.train_split} ({len(source)} images), "
-        f"{info.world} process(es) on {device}, batch {args.batch_size}x{args.accumulate}x{info.world}, "
-        f"crop {aug.crop[0]}x{aug.crop[1]}, lr {d['lr']:g}, amp {amp}, steps {step}->{stop} of {args.iters}, "
-        f"run folder {run_dir}"
-    )
+    return _Parts(model, net, criterion, optimizer, scheduler, scaler, amp)
 
-    state = _Loop(args, info, device, model, net, criterion, optimizer, scheduler, scaler, amp, metrics)
+
+def _prepare_run_dir(run_dir: Path, info: distributed.DistInfo) -> None:
+    if info.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in run_dir.glob(".*.pt.*.tmp"):  # left by a process killed while saving
+            stale.unlink()
+    distributed.barrier()
+
+
+def _train(config: TrainConfig, info: distributed.DistInfo, device: torch.device) -> int:
+    cfg, run_dir, resume, sched = config.model, config.out, config.checkpoint.resume, config.schedule
+    if resume is None and (run_dir / "last.pt").exists():
+        raise PemError(
+            f"{run_dir} already holds a run (last.pt); pass --resume to continue it or another --out"
+        )
+    source, val_source = _open_data(config)
+    log = print if info.main else (lambda *a, **k: None)
+    parts = _build_parts(config, info, device, log)
+    torch.manual_seed(sched.seed + info.rank)
+    step, best = 0, {"value": -math.inf, "step": 0}
+    if resume is not None:
+        step, best = _restore(resume, cfg, parts, info)
+        log(f"resumed from {resume} at step {step}")
+    _prepare_run_dir(run_dir, info)
+    train_set = TrainDataset(source, config.augment, cfg.inference.task == "panoptic")
+    sampler = TrainSampler(len(source), sched.seed, info.rank, info.world)
+    if len(sampler.inner) // sched.batch_size == 0:
+        raise PemError(
+            f"--batch-size {sched.batch_size} exceeds the {len(sampler.inner)} training images per "
+            "process; lower it"
+        )
+    metrics = MetricsLog(run_dir, step if resume else None) if info.main else None
+    crop = config.augment.crop
+    log(
+        f"training {cfg.name} on {config.dataset} {config.data.train_split} ({len(source)} images), "
+        f"{info.world} process(es) on {device}, batch {sched.batch_size}x{sched.accumulate}x{info.world}, "
+        f"crop {crop[0]}x{crop[1]}, lr {config.optim.lr:g}, amp {parts.amp}, steps {step}->{config.stop} "
+        f"of {config.optim.iters}, run folder {run_dir}"
+    )
+    state = _Loop(config, info, device, parts, metrics)
     state.best = best
     t0 = time.perf_counter()
-    start_step = step
-    micro = step * args.accumulate
-    epoch, offset = divmod(micro, per_epoch)
-    bar = tqdm(
-        total=stop,
-        initial=step,
-        disable=not info.main or args.no_progress,
-        dynamic_ncols=True,
-        desc="train",
-        unit="it",
-    )
-    while step < stop:
-        sampler.set_epoch(epoch, skip=offset * args.batch_size)
-        loader = DataLoader(
-            train_set,
-            batch_size=args.batch_size,
-            sampler=sampler,
-            drop_last=True,
-            collate_fn=collate_train,
-            num_workers=args.workers,
-            pin_memory=device.type == "cuda",
-            generator=torch.Generator().manual_seed(args.seed + epoch),
-        )
-        for batch in loader:
-            if state.micro_step(batch, last=(micro + 1) % args.accumulate == 0):
-                step += 1
-                row = state.finish_step(step, epoch, bar)
-                if val_source is not None and (
-                    step == stop or (args.eval_every and step % args.eval_every == 0)
-                ):
-                    row.update(state.evaluate(val_source, panoptic, d["eval_short_side"], step, run_dir))
-                if metrics is not None:
-                    metrics.write(row)
-                if step == stop or step % args.checkpoint_every == 0:
-                    state.save(run_dir, step, cfg)
-                if step >= stop:
-                    break
-            micro += 1
-        epoch += 1
-        offset = 0
-    bar.close()
-    elapsed = time.perf_counter() - t0
+    last = _run_steps(state, train_set, sampler, val_source, step)
     if metrics is not None:
         metrics.close()
     if info.main:
         final_report(
             run_dir,
             f"{cfg.name}: training loss",
-            (start_step, step, args.iters),
-            elapsed,
+            (step, last, config.optim.iters),
+            time.perf_counter() - t0,
             state.last_eval.table() if state.last_eval is not None else None,
             state.last_eval.summary() if state.last_eval is not None else None,
             state.best,
@@ -236,14 +193,49 @@ def _train(args: argparse.Namespace, info: distributed.DistInfo, device: torch.d
     return 0
 
 
+def _run_steps(
+    state: _Loop, train_set: TrainDataset, sampler: TrainSampler, val_source: DatasetSource | None, step: int
+) -> int:
+    """Optimiser steps from ``step`` to the config's stop, epoch after epoch; returns the last step."""
+    config = state.config
+    sched, stop = config.schedule, config.stop
+    micro = step * sched.accumulate
+    epoch, offset = divmod(micro, len(sampler.inner) // sched.batch_size)
+    bar = tqdm(
+        total=stop,
+        initial=step,
+        disable=not state.info.main or not config.progress,
+        dynamic_ncols=True,
+        desc="train",
+        unit="it",
+    )
+    while step < stop:
+        sampler.set_epoch(epoch, skip=offset * sched.batch_size)
+        loader = DataLoader(
+            train_set,
+            batch_size=sched.batch_size,
+            sampler=sampler,
+            drop_last=True,
+            collate_fn=collate_train,
+            num_workers=config.data.workers,
+            pin_memory=state.device.type == "cuda",
+            generator=torch.Generator().manual_seed(sched.seed + epoch),
+        )
+        for batch in loader:
+            if state.micro_step(batch, last=(micro + 1) % sched.accumulate == 0):
+                step += 1
+                state.after_step(step, epoch, bar, val_source)
+                if step >= stop:
+                    break
+            micro += 1
+        epoch += 1
+        offset = 0
+    bar.close()
+    return step
+
+
 def _restore(
-    path: Path,
-    cfg: ModelConfig,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    scaler: torch.amp.GradScaler,
-    info: distributed.DistInfo,
+    path: Path, cfg: ModelConfig, parts: _Parts, info: distributed.DistInfo
 ) -> tuple[int, dict[str, Any]]:
     ckpt = load_checkpoint(path)
     if ckpt.config != cfg:
@@ -259,11 +251,11 @@ def _restore(
         raise PemError(
             f"{path} was written by {len(rngs)} process(es); resume it with as many, not {info.world}"
         )
-    model.load_state_dict(ckpt.model)
-    optimizer.load_state_dict(ckpt.extra["optimizer"])
-    scheduler.load_state_dict(ckpt.extra["scheduler"])
+    parts.model.load_state_dict(ckpt.model)
+    parts.optimizer.load_state_dict(ckpt.extra["optimizer"])
+    parts.scheduler.load_state_dict(ckpt.extra["scheduler"])
     if ckpt.extra.get("scaler"):
-        scaler.load_state_dict(ckpt.extra["scaler"])
+        parts.scaler.load_state_dict(ckpt.extra["scaler"])
     set_rng_state(rngs[info.rank])
     return int(ckpt.extra["step"]), dict(ckpt.extra.get("best", {"value": -math.inf, "step": 0}))
 
@@ -273,21 +265,20 @@ class _Loop:
 
     def __init__(
         self,
-        args: argparse.Namespace,
+        config: TrainConfig,
         info: distributed.DistInfo,
         device: torch.device,
-        model: nn.Module,
-        net: nn.Module,
-        criterion: SetCriterion,
-        optimizer: torch.optim.Optimizer,
-        scheduler: torch.optim.lr_scheduler.LRScheduler,
-        scaler: torch.amp.GradScaler,
-        amp: str,
+        parts: _Parts,
         metrics: MetricsLog | None,
     ) -> None:
-        self.args, self.info, self.device = args, info, device
-        self.model, self.net, self.criterion = model, net, criterion
-        self.optimizer, self.scheduler, self.scaler, self.amp = optimizer, scheduler, scaler, amp
+        self.config, self.info, self.device = config, info, device
+        self.model, self.net, self.criterion = parts.model, parts.net, parts.criterion
+        self.optimizer, self.scheduler, self.scaler, self.amp = (
+            parts.optimizer,
+            parts.scheduler,
+            parts.scaler,
+            parts.amp,
+        )
         self.metrics = metrics
         self.sums = torch.zeros(4, dtype=torch.float64)
         self.count = 0
@@ -296,14 +287,25 @@ class _Loop:
         self.best: dict[str, Any] = {}
         self.last_eval: EvalResult | None = None
 
+    def after_step(self, step: int, epoch: int, bar: tqdm, val_source: DatasetSource | None) -> None:
+        """Log the step; evaluate and checkpoint when it is time."""
+        row = self.finish_step(step, epoch, bar)
+        every, stop = self.config.eval.every, self.config.stop
+        if val_source is not None and (step == stop or (every and step % every == 0)):
+            row.update(self.evaluate(val_source, step))
+        if self.metrics is not None:
+            self.metrics.write(row)
+        if step == stop or step % self.config.checkpoint.every == 0:
+            self._write(self.config.out / "last.pt", step)
+
     def micro_step(self, batch: dict[str, Any], last: bool) -> bool:
         """Forward/backward one micro-batch; returns True when it completed an optimiser step."""
-        pem: PEM = self.model  # type: ignore[assignment]
+        pem = self.model
         sync = last or not isinstance(self.net, DistributedDataParallel)
         ctx = self.net.no_sync() if not sync else nullcontext()  # type: ignore[operator]
         with ctx:
             total, losses = batch_losses(self.net, pem, self.criterion, batch, self.device, self.amp)
-            self.scaler.scale(total / self.args.accumulate).backward()
+            self.scaler.scale(total / self.config.schedule.accumulate).backward()
         self.sums += torch.tensor(
             [float(v.detach()) for v in (total, losses["loss_ce"], losses["loss_mask"], losses["loss_dice"])],
             dtype=torch.float64,
@@ -313,8 +315,9 @@ class _Loop:
             return False
         self.scaler.unscale_(self.optimizer)
         params = [p for p in self.model.parameters() if p.grad is not None]
-        if self.args.clip_grad > 0:
-            self.grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.args.clip_grad))
+        clip = self.config.schedule.clip_grad
+        if clip > 0:
+            self.grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
         else:
             self.grad_norm = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])))  # type: ignore[union-attr]
         self.lr = self.optimizer.param_groups[-1]["lr"]
@@ -346,19 +349,17 @@ class _Loop:
             "sec_per_it": round(sec, 4),
         }
 
-    def evaluate(
-        self, source: DatasetSource, panoptic: bool, short_side: int | None, step: int, run_dir: Path
-    ) -> dict[str, float | None]:
-        pem: PEM = self.model  # type: ignore[assignment]
+    def evaluate(self, source: DatasetSource, step: int) -> dict[str, float | None]:
+        pem = self.model
+        panoptic, run_dir = self.config.model.inference.task == "panoptic", self.config.out
         result = evaluate_model(
             pem,
             source,
             panoptic,
-            short_side,
-            self.args.eval_limit,
-            rank=self.info.rank,
-            world=self.info.world,
-            progress=not self.args.no_progress,
+            self.config.eval.short_side,
+            self.config.eval.limit,
+            shard=(self.info.rank, self.info.world),
+            progress=self.config.progress,
         )
         self.last_eval = result
         s = result.summary()
@@ -376,9 +377,6 @@ class _Loop:
             self._write(run_dir / "best.pt", step)
         return row
 
-    def save(self, run_dir: Path, step: int, cfg: ModelConfig) -> None:
-        self._write(run_dir / "last.pt", step)
-
     def _write(self, path: Path, step: int) -> None:
         rng = gather_rng_states()  # collective: every rank takes part
         if not self.info.main:
@@ -390,11 +388,7 @@ class _Loop:
             "step": step,
             "rng": rng,
             "best": self.best,
-            "args": {
-                k: (str(v) if isinstance(v, Path) else v)
-                for k, v in vars(self.args).items()
-                if isinstance(v, (str, int, float, bool, Path, type(None)))
-            },
+            "train_config": self.config.to_json(),
         }
-        pem: PEM = self.model  # type: ignore[assignment]
+        pem = self.model
         save_checkpoint(path, Checkpoint(pem.cfg, self.model.state_dict(), extra))

@@ -4,6 +4,6 @@ Heavy imports (onnxruntime, tensorrt, cuda-python) happen only when a backend is
 """
 
 from runtime.backends.base import Backend, BackendUnavailable
-from runtime.backends.loader import BACKENDS, open_backend
+from runtime.backends.loader import BACKENDS, BackendOptions, open_backend
 
-__all__ = ["BACKENDS", "Backend", "BackendUnavailable", "open_backend"]
+__all__ = ["BACKENDS", "Backend", "BackendOptions", "BackendUnavailable", "open_backend"]

@@ -10,6 +10,7 @@ line says why and ONNX Runtime runs instead.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pem_rt.errors import PemError
@@ -35,8 +36,56 @@ def tensorrt_unavailable() -> str | None:
     return None
 
 
-def _is_reference_onnx(p: Path) -> bool:
-    return not p.name.endswith(".trt.onnx")
+@dataclass(frozen=True)
+class BackendOptions:
+    """How a model is run. Args:
+    backend: auto (TensorRT for engines, ONNX Runtime where TensorRT cannot run), tensorrt or onnxruntime.
+    provider: ONNX Runtime execution provider: auto, cpu or cuda.
+    plugins: TensorRT plugin library for engines that do not embed it.
+    cuda_graph: replay CUDA graphs with TensorRT.
+    threads: ONNX Runtime intra-op threads (0 = one per core).
+    """
+
+    backend: str = "auto"
+    provider: str = "auto"
+    plugins: Path | None = None
+    cuda_graph: bool = True
+    threads: int = 0
+
+
+def open_backend(
+    engine: Path | None = None,
+    onnx: Path | None = None,
+    options: BackendOptions = BackendOptions(),
+    log: Callable[[str], None] = print,
+    triton: str | None = None,
+) -> Backend:
+    """Open the model for inference (see the module docstring for the rules); ``triton``
+    (grpc://HOST:PORT/MODEL) sends frames to a Triton Inference Server instead."""
+    if triton is not None:
+        if engine is not None or onnx is not None:
+            raise PemError("pass --triton, --engine or --onnx, only one of them")
+        from runtime.backends.triton_backend import TritonBackend
+
+        return TritonBackend(triton)
+    _check_choice(engine, onnx, options.backend)
+    if engine is None and onnx is None:
+        engine, onnx = _default_model(options.backend, log)
+    if engine is not None:
+        return _open_engine(engine, options, log)
+    assert onnx is not None
+    return _open_onnx(onnx, options)
+
+
+def _check_choice(engine: Path | None, onnx: Path | None, backend: str) -> None:
+    if backend not in BACKENDS:
+        raise PemError(f"unknown --backend {backend}; choose {', '.join(BACKENDS)}")
+    if engine is not None and onnx is not None:
+        raise PemError("pass --engine or --onnx, not both")
+    if engine is not None and backend == "onnxruntime":
+        raise PemError("--backend onnxruntime runs ONNX graphs: pass --onnx MODEL.onnx instead of --engine")
+    if onnx is not None and backend == "tensorrt":
+        raise PemError("--backend tensorrt runs engines: pass --engine (build one with `pem build-engine`)")
 
 
 def _default_model(backend: str, log: Callable[[str], None]) -> tuple[Path | None, Path | None]:
@@ -58,76 +107,53 @@ def _default_model(backend: str, log: Callable[[str], None]) -> tuple[Path | Non
     return None, reference
 
 
-def open_backend(
-    engine: Path | None = None,
-    onnx: Path | None = None,
-    backend: str = "auto",
-    provider: str = "auto",
-    plugins: Path | None = None,
-    cuda_graph: bool = True,
-    threads: int = 0,
-    log: Callable[[str], None] = print,
-    triton: str | None = None,
-) -> Backend:
-    """Open the model for inference (see the module docstring for the rules); ``triton``
-    (grpc://HOST:PORT/MODEL) sends frames to a Triton Inference Server instead."""
+def _open_onnx(onnx: Path, options: BackendOptions) -> Backend:
     from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
-    if triton is not None:
-        if engine is not None or onnx is not None:
-            raise PemError("pass --triton, --engine or --onnx, only one of them")
-        from runtime.backends.triton_backend import TritonBackend
-
-        return TritonBackend(triton)
-
-    if backend not in BACKENDS:
-        raise PemError(f"unknown --backend {backend}; choose {', '.join(BACKENDS)}")
-    if engine is not None and onnx is not None:
-        raise PemError("pass --engine or --onnx, not both")
-    if engine is not None and backend == "onnxruntime":
-        raise PemError("--backend onnxruntime runs ONNX graphs: pass --onnx MODEL.onnx instead of --engine")
-    if onnx is not None and backend == "tensorrt":
-        raise PemError("--backend tensorrt runs engines: pass --engine (build one with `pem build-engine`)")
-
-    if engine is None and onnx is None:
-        engine, onnx = _default_model(backend, log)
-
-    if engine is not None:
-        from runtime.backends.tensorrt_backend import TensorRTBackend, sibling_onnx
-
-        try:
-            return TensorRTBackend(engine, plugins=plugins, cuda_graph=cuda_graph)
-        except BackendUnavailable as e:
-            if backend == "tensorrt":
-                raise PemError(f"cannot run engine {engine}: {e}") from None
-            from pem_rt.engine_meta import read_sidecar
-
-            fallback = sibling_onnx(engine, read_sidecar(engine).onnx_sha256)
-            if fallback is None:
-                raise PemError(
-                    f"cannot run engine {engine} here ({e}); pass --onnx MODEL.onnx to use ONNX Runtime"
-                ) from None
-            log(f"{e}: cannot run {engine.name}, using ONNX Runtime on {fallback}")
-            ort = OnnxRuntimeBackend(fallback, provider, threads)
-            expected = read_sidecar(engine).model
-            mismatch = None
-            if (ort.meta.name, ort.meta.task, ort.meta.input_height, ort.meta.input_width) != (
-                expected.name,
-                expected.task,
-                expected.input_height,
-                expected.input_width,
-            ):
-                mismatch = (
-                    f"{fallback} is not the model of {engine} ({ort.meta.name} {ort.meta.task} "
-                    f"{ort.meta.input_height}x{ort.meta.input_width}); pass --onnx explicitly"
-                )
-        if mismatch:
-            raise PemError(mismatch)
-        return ort
-    assert onnx is not None
     if Path(onnx).name.endswith(".trt.onnx"):
         raise PemError(
             f"{onnx} is the TensorRT graph with plugin ops; ONNX Runtime runs the reference graph "
             f"({str(onnx)[: -len('.trt.onnx')]}.onnx) or build an engine with `pem build-engine`"
         )
-    return OnnxRuntimeBackend(onnx, provider, threads)
+    return OnnxRuntimeBackend(onnx, options.provider, options.threads)
+
+
+def _open_engine(engine: Path, options: BackendOptions, log: Callable[[str], None]) -> Backend:
+    """TensorRT; where it cannot run and ``backend`` is auto, ONNX Runtime on the engine's own ONNX."""
+    from runtime.backends.tensorrt_backend import TensorRTBackend
+
+    try:
+        return TensorRTBackend(engine, plugins=options.plugins, cuda_graph=options.cuda_graph)
+    except BackendUnavailable as e:
+        if options.backend == "tensorrt":
+            raise PemError(f"cannot run engine {engine}: {e}") from None
+        return _engine_fallback(engine, e, options, log)
+
+
+def _engine_fallback(
+    engine: Path, why: BackendUnavailable, options: BackendOptions, log: Callable[[str], None]
+) -> Backend:
+    from pem_rt.engine_meta import read_sidecar
+    from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from runtime.backends.tensorrt_backend import sibling_onnx
+
+    sidecar = read_sidecar(engine)
+    fallback = sibling_onnx(engine, sidecar.onnx_sha256)
+    if fallback is None:
+        raise PemError(
+            f"cannot run engine {engine} here ({why}); pass --onnx MODEL.onnx to use ONNX Runtime"
+        ) from None
+    log(f"{why}: cannot run {engine.name}, using ONNX Runtime on {fallback}")
+    ort = OnnxRuntimeBackend(fallback, options.provider, options.threads)
+    got, want = ort.meta, sidecar.model
+    if (got.name, got.task, got.input_height, got.input_width) != (
+        want.name,
+        want.task,
+        want.input_height,
+        want.input_width,
+    ):
+        raise PemError(
+            f"{fallback} is not the model of {engine} ({got.name} {got.task} "
+            f"{got.input_height}x{got.input_width}); pass --onnx explicitly"
+        )
+    return ort

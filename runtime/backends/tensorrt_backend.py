@@ -46,20 +46,19 @@ def check_sidecar_io(engine: Path, sidecar: EngineSidecar) -> None:
 
 
 def load_plugins(trt: TensorRT, library: Path | None) -> str | None:
-    """Register a plugin library given with --plugins; returns its SHA-256 (None when none is given).
+    """Register a plugin library given with --plugins (plugins.load: every creator checked); returns its
+    SHA-256 (None when none is given).
 
     `pem build-engine` embeds the library in the engine (``plugins_to_serialize``), so its engines need
     none; an explicitly given library must be the one the engine was built with (the sidecar's hash).
     """
-    path = library
-    if path is None:
+    from plugins.loader import load
+
+    if library is None:
         return None
-    if not path.is_file():
-        raise PemError(f"--plugins {path}: no such file; build it with `make plugins`")
-    registry = trt.module.get_plugin_registry()
-    if registry.load_library(str(path)) is None:
-        raise PemError(f"{trt.flavour} could not load plugin library {path}; rebuild it with `make plugins`")
-    return sha256_file(path)
+    if not library.is_file():
+        raise PemError(f"--plugins {library}: no such file; build it with `make plugins`")
+    return sha256_file(load(trt.module, library))
 
 
 def batch_bucket(n: int, max_batch: int) -> int:

@@ -12,9 +12,11 @@ import pytest
 import torch
 
 from calibration.cache import CalibrationKey, read_cache, write_cache
-from calibration.calibrate import calibrate, main
+from calibration.calibrate import CalibrationConfig
 from calibration.frames import read_frames
+from export.calibrate import calibrate_for_tensorrt, main
 from export.export_onnx import export_onnx
+from export.surgery import prototype_selection_matmuls
 from pem_rt.errors import PemError
 from training.model import build_model, get_preset
 
@@ -76,8 +78,11 @@ def test_calibrate_writes_qdq_graph_and_reuses_cache(
     reference: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out, cache = tmp_path / "tiny.int8.onnx", tmp_path / "tiny.calib"
-    first = calibrate(reference, "skimage", out, cache, method="percentile", batches=4)
+    config = CalibrationConfig("skimage", "percentile", batches=4, cache=cache)
+    first = calibrate_for_tensorrt(reference, out, config)
     assert not first.reused_cache and cache.is_file() and first.report.quantized_nodes > 20
+    selection = prototype_selection_matmuls(onnx.load(str(reference)))  # what surgery turns into a plugin
+    assert selection and set(selection) <= set(first.report.excluded)
     model = onnx.load(str(out))
     ops = {n.op_type for n in model.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
@@ -91,7 +96,7 @@ def test_calibrate_writes_qdq_graph_and_reuses_cache(
     got = ort.InferenceSession(str(out)).run(None, {"image": frames[:1]})[0]
     assert got.shape == want.shape and (got == want).mean() > 0.5
     capsys.readouterr()
-    second = calibrate(reference, "skimage", out, cache, method="percentile", batches=4)
+    second = calibrate_for_tensorrt(reference, out, config)
     assert second.reused_cache
     assert "skipping calibration" in capsys.readouterr().out
 

@@ -199,15 +199,12 @@ def test_cli_bad_input_is_one_line(
 
 
 def test_trained_checkpoint_graph_equals_pytorch(trained_tiny: TrainedTiny, tmp_path: Path) -> None:
-    """Acceptance (trained weights): label maps agree on >= 99.9% of pixels and the float outputs before
+    """Trained weights: label maps agree on >= 99.9% of pixels and the float outputs before
     the argmax (class and mask logits, class scores) within 1e-3 of their range, on held-out frames."""
     from calibration.frames import read_frames
-    from export.export_onnx import export_onnx, load_model
+    from export.export_onnx import ModelSource, export_onnx, load_model
 
-    class Args:
-        checkpoint, preset, weights, random_weights = trained_tiny.run / "best.pt", None, None, False
-
-    model = load_model(Args())  # type: ignore[arg-type]
+    model, _ = load_model(ModelSource(trained_tiny.run / "best.pt"))
     path = tmp_path / "trained.onnx"
     export_onnx(model, path, (128, 256), "semantic", debug=True)
     images = read_frames(trained_tiny.data / "leftImg8bit" / "val", (128, 256), 4)

@@ -6,7 +6,7 @@ import ctypes
 
 import pytest
 
-from plugins.tools import bench_prototype_selection as bench
+from benchmarks import prototype_selection_kernels as bench
 
 
 def test_cpu_benchmark_prints_the_memory_ratio(

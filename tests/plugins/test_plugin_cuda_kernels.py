@@ -10,9 +10,9 @@ import pytest
 import torch
 from torchvision.ops import deform_conv2d
 
+from benchmarks import prototype_selection_kernels as bench
 from plugins import cuda_ops
 from plugins.builder import BuildResult
-from plugins.tools import bench_prototype_selection as bench
 from training.model.prototype_selection import prototype_indices, prototype_selection
 
 pytestmark = pytest.mark.gpu

@@ -8,8 +8,8 @@ import numpy as np
 import onnxruntime as ort
 
 import runtime
+from pem_rt.synthetic import SyntheticScene
 from runtime.overlay import HudStats, Overlay
-from runtime.synthetic import SyntheticScene
 
 from .conftest import panning_frames
 

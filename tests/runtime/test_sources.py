@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from pem_rt.errors import PemError
+from pem_rt.synthetic import SyntheticScene
 from runtime.sources import CaptureSource, ImageFilesSource, SyntheticSource, has_gstreamer, open_source
-from runtime.synthetic import SyntheticScene
 
 STOP = threading.Event()
 

@@ -14,7 +14,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from runtime.synthetic import SyntheticScene
+from pem_rt.synthetic import SyntheticScene
 
 from .conftest import REPO, RunStream, assert_one_error_line, stream_env
 

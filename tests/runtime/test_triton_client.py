@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from export.triton_repo import describe, write_repo
+from export.triton_repo import Serving, describe, write_repo
+from pem_rt.synthetic import SyntheticScene
 from runtime.segmenter import Segmenter
-from runtime.synthetic import SyntheticScene
 
 from .conftest import RunStream, assert_one_error_line
 from .kserve_server import KServeServer
@@ -24,7 +24,7 @@ NAME = "pem_city"
 @pytest.fixture
 def server(dynamic_semantic_onnx: Path, tmp_path: Path) -> Iterator[KServeServer]:
     repo = tmp_path / "models"
-    write_repo(describe(dynamic_semantic_onnx, "auto", 4), repo, NAME, kind="cpu")
+    write_repo(describe(dynamic_semantic_onnx, "auto", 4), repo, NAME, Serving(kind="cpu"))
     with KServeServer(repo) as running:
         yield running
 

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from pem_rt.errors import PemError
+from pem_rt.segments import id_to_rgb
 from training.data.loader import TrainDataset, TrainSampler, collate_train, open_dataset
-from training.data.records import IGNORE, SegmentInfo, id_to_rgb
+from training.data.records import IGNORE, SegmentInfo
 from training.data.targets import panoptic_targets, semantic_targets
 from training.data.transforms import AugmentConfig, augment, color_jitter_ssd
 from training.dataset_meta import ADE20K, CITYSCAPES, COCO_PANOPTIC

@@ -17,8 +17,9 @@ import cv2
 import numpy as np
 import pytest
 
+from pem_rt.segments import id_to_rgb
 from training.data.cityscapes import Cityscapes
-from training.data.records import SegmentInfo, id_to_rgb
+from training.data.records import SegmentInfo
 from training.dataset_meta import CITYSCAPES
 from training.evaluate import main as evaluate_main
 from training.metrics import PanopticMetric, SemanticMetric

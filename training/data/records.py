@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 
 from pem_rt.errors import PemError
+from pem_rt.segments import VOID as IGNORE
+from pem_rt.segments import rgb_to_id
 from training.dataset_meta import DatasetMeta
-
-IGNORE = 255
 
 
 @dataclass(frozen=True)
@@ -62,18 +62,6 @@ def read_label(path: Path) -> np.ndarray:
     if img.ndim != 2:
         raise PemError(f"label file {path} has {img.shape[2]} channels; expected a single-channel PNG")
     return img
-
-
-def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
-    """COCO panoptic PNG colours -> segment ids: id = R + 256 G + 256^2 B."""
-    c = rgb.astype(np.int32)
-    return c[..., 0] + 256 * c[..., 1] + 256 * 256 * c[..., 2]
-
-
-def id_to_rgb(ids: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`rgb_to_id`: int segment ids [H, W] -> uint8 RGB [H, W, 3]."""
-    ids = ids.astype(np.int64)
-    return np.stack([ids % 256, ids // 256 % 256, ids // 65536 % 256], axis=-1).astype(np.uint8)
 
 
 def read_panoptic_png(path: Path) -> np.ndarray:

@@ -1,6 +1,6 @@
 """The synthetic street-scene dataset, written as real Cityscapes files (tests and the demo).
 
-Scenes are frames of the stream runtime's synthetic street (runtime/synthetic.py: sky, buildings and
+Scenes are frames of the stream runtime's synthetic street (pem_rt/synthetic.py: sky, buildings and
 trees, sidewalk, road, cars and people; sometimes a crowd of people, sometimes an ego-vehicle strip), one
 layout seed and one moment per image, so a model trained on this dataset segments the demo's stream.
 
@@ -21,7 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime.synthetic import VOID, SyntheticScene
+from pem_rt.segments import VOID
+from pem_rt.synthetic import SyntheticScene
 from training.dataset_meta import CITYSCAPES
 
 EGO_VEHICLE = 1  # Cityscapes labelId

@@ -11,6 +11,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from pem_rt.segments import Segment
+
 
 def resize_masks(mask_logits: Tensor, size: tuple[int, int]) -> Tensor:
     """Bilinearly resize mask logits [..., Q, h, w] to ``size`` (align_corners=False)."""
@@ -26,15 +28,6 @@ def semantic_probabilities(class_logits: Tensor, mask_logits: Tensor) -> Tensor:
 def semantic_labels(class_logits: Tensor, mask_logits: Tensor) -> Tensor:
     """Label map [B, H, W] (int64): argmax of :func:`semantic_probabilities`."""
     return semantic_probabilities(class_logits, mask_logits).argmax(dim=1)
-
-
-@dataclass(frozen=True)
-class Segment:
-    """A panoptic segment: ``id`` in the segment map, its class and whether that class is a thing."""
-
-    id: int
-    category_id: int
-    isthing: bool
 
 
 def panoptic_inference(

@@ -1,4 +1,4 @@
-"""`python runtime/bench_multistream.py --onnx m_dynamic.onnx`: throughput of N streams batched through
+"""`python benchmarks/stream_batching.py --onnx m_dynamic.onnx`: throughput of N streams batched through
 one model vs the same N streams one frame per inference call, as a ratio.
 
 Both runs are the real multi-source runtime (runtime/multistream.py, what `pem stream --source A --source B`
@@ -22,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.stream_throughput import FrameListSource
 from pem_rt.command import run_command
 from pem_rt.errors import PemError
-from runtime.backends import Backend, open_backend
-from runtime.bench_throughput import FrameListSource
+from pem_rt.synthetic import SyntheticScene
+from runtime.backends import Backend, BackendOptions, open_backend
 from runtime.multistream import MultiStream
 from runtime.pipeline import Outputs
 from runtime.segmenter import Segmenter
-from runtime.synthetic import SyntheticScene
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def measure(
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python runtime/bench_multistream.py", description=__doc__.splitlines()[0]
+        prog="python benchmarks/stream_batching.py", description=__doc__.splitlines()[0]
     )
     kind = p.add_mutually_exclusive_group(required=True)
     kind.add_argument("--onnx", type=Path, help="dynamic-batch deployable ONNX (pem export --dynamic-batch)")
@@ -138,9 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     if args.streams < 2 or args.frames < 1 or args.repeats < 1:
         raise PemError("--streams must be at least 2, --frames and --repeats at least 1")
-    backend = open_backend(
-        engine=args.engine, onnx=args.onnx, provider=args.provider, threads=args.threads, log=print
-    )
+    options = BackendOptions(provider=args.provider, threads=args.threads)
+    backend = open_backend(engine=args.engine, onnx=args.onnx, options=options, log=print)
     meta = backend.meta
     print(
         f"{backend.name}; model {meta.name} {meta.input_height}x{meta.input_width}; {args.streams} synthetic "

@@ -1,4 +1,4 @@
-"""`python runtime/bench_throughput.py`: stream pipeline throughput vs the bare backend, as a ratio.
+"""`python benchmarks/stream_throughput.py`: stream pipeline throughput vs the bare backend, as a ratio.
 
 Both run the same backend object on the same frames (synthetic street scenes at ``--frame-size``, by
 default the model's input size). The bare loop calls ``backend.infer`` on frames already fitted to the
@@ -24,11 +24,12 @@ import numpy as np
 
 from pem_rt.command import run_command
 from pem_rt.errors import PemError
-from runtime.backends import Backend, open_backend
+from pem_rt.sizes import parse_size
+from pem_rt.synthetic import SyntheticScene
+from runtime.backends import Backend, BackendOptions, open_backend
 from runtime.pipeline import Outputs, Pipeline
 from runtime.segmenter import Segmenter
-from runtime.sources import Source, parse_hw
-from runtime.synthetic import SyntheticScene
+from runtime.sources import MIN_FRAME, Source
 
 TARGET = 0.95
 
@@ -69,7 +70,7 @@ def pipeline(segmenter: Segmenter, frames: list[np.ndarray], count: int, record:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python runtime/bench_throughput.py", description=__doc__.splitlines()[0]
+        prog="python benchmarks/stream_throughput.py", description=__doc__.splitlines()[0]
     )
     kind = p.add_mutually_exclusive_group()
     kind.add_argument("--onnx", type=Path, help="deployable ONNX (default: the reference graph under runs/)")
@@ -86,12 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    backend = open_backend(
-        engine=args.engine, onnx=args.onnx, provider=args.provider, threads=args.threads, log=print
-    )
+    options = BackendOptions(provider=args.provider, threads=args.threads)
+    backend = open_backend(engine=args.engine, onnx=args.onnx, options=options, log=print)
     segmenter = Segmenter.from_backend(backend)
     meta = backend.meta
-    size = parse_hw(args.frame_size, "--frame-size") if args.frame_size else segmenter.input_size
+    size = parse_size(args.frame_size, "--frame-size", MIN_FRAME) if args.frame_size else segmenter.input_size
     scene = SyntheticScene(*size)
     frames = [scene.frame(i) for i in range(min(64, args.frames))]
     images = [segmenter.letterbox.apply(f)[0].copy()[None] for f in frames]

@@ -1,8 +1,8 @@
 """Fused prototype selection vs the naive einsum + masked_fill + argmax + gather: time and peak extra memory
 at the 1/8, 1/16 and 1/32 feature scales of a 1024 x 2048 image (B = 1, Q = 100, C = 256, 8 heads).
 
-    python plugins/tools/bench_prototype_selection.py                 # CPU: host-compiled kernel math
-    python plugins/tools/bench_prototype_selection.py --device cuda   # GPU: the real kernels
+    python benchmarks/prototype_selection_kernels.py                 # CPU: host-compiled kernel math
+    python benchmarks/prototype_selection_kernels.py --device cuda   # GPU: the real kernels
 
 Peak extra memory: on CPU the naive figure is its B x heads x N x Q fp32 similarity tensor (a lower bound:
 masked_fill makes a second one) and the fused figure is the kernels' workspace (pem::ps::workspaceSize, a

@@ -16,9 +16,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from pem_rt.segments import VOID
+
 FPS = 30.0
 ROAD, SIDEWALK, BUILDING, VEGETATION, SKY, PERSON, CAR = 0, 1, 2, 8, 10, 11, 13  # Cityscapes trainIds
-VOID = 255
 
 
 class _Truth:

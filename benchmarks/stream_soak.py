@@ -1,4 +1,4 @@
-"""`python runtime/bench_soak.py --minutes 10`: run the stream for a long time and show memory does not grow.
+"""`python benchmarks/stream_soak.py --minutes 10`: a long stream run shows memory does not grow.
 
 The synthetic street scene at ``--size`` goes through the whole pipeline as `pem stream` runs it, with
 the overlay (colours, outlines, legend, HUD) rendered for every frame; ``--record mp4`` also encodes it
@@ -24,9 +24,10 @@ import numpy as np
 
 from pem_rt.command import run_command
 from pem_rt.errors import PemError
+from pem_rt.sizes import parse_size
 from runtime.pipeline import Outputs, Pipeline
 from runtime.segmenter import Segmenter
-from runtime.sources import SyntheticSource, parse_hw
+from runtime.sources import MIN_FRAME, SyntheticSource
 
 
 def rss_mb() -> float:
@@ -52,7 +53,7 @@ class Sampler(threading.Thread):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python runtime/bench_soak.py", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python benchmarks/stream_soak.py", description=__doc__.splitlines()[0])
     kind = p.add_mutually_exclusive_group()
     kind.add_argument("--onnx", type=Path, help="deployable ONNX (default: the reference graph under runs/)")
     kind.add_argument("--engine", type=Path, help="TensorRT engine")
@@ -73,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     segmenter = Segmenter(args.engine or args.onnx, threads=args.threads)
-    source = SyntheticSource(parse_hw(args.size, "--size"))
+    source = SyntheticSource(parse_size(args.size, "--size", MIN_FRAME))
     duration = args.minutes * 60.0
     with tempfile.TemporaryDirectory() as tmp:
         record = Path(tmp) / f"soak.{args.record}" if args.record != "none" else None
