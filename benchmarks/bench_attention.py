@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import machine, median_ms, parse_size, save_json
+from benchmarks.common import machine, median_ms, save_json
+from pem_rt.sizes import parse_size
 from training.model import build_model, get_preset, with_ablation
 from training.model.cross_attention import MaskedCrossAttention, PrototypeCrossAttention
 from training.model.flops import FlopCounter

@@ -1,4 +1,4 @@
-"""Four streams batched through one model vs the same four one frame per call (issue 11's ratio).
+"""Four streams batched through one model vs the same four one frame per call (the batching gain).
 
 Uses the runtime's own benchmark (benchmarks/stream_batching.py): the real multi-source runtime on one
 ONNX Runtime backend, four synthetic streets, batched (max batch 4) and one at a time, back to back per

@@ -1,4 +1,4 @@
-"""Stream pipeline vs bare backend (issue 7's target: >= 0.95x), and per-stage latency of `pem stream`.
+"""Stream pipeline vs bare backend (target: >= 0.95x), and per-stage latency of `pem stream`.
 
 Uses the runtime's own benchmark functions (benchmarks/stream_throughput.py): the same ONNX Runtime backend
 object on the same synthetic frames, bare `backend.infer` loops and full pipeline runs back to back,

@@ -79,11 +79,6 @@ print(json.dumps({{"extra_kb": _kb("VmHWM:") - base}}))
     return float(json.loads(out.stdout.strip().splitlines()[-1])["extra_kb"]) / 1024
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    h, w = (int(v) for v in text.lower().split("x"))
-    return h, w
-
-
 def save_json(name: str, data: Any) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     from pem_rt.files import atomic_write_text

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import save_json
+from pem_rt.sizes import parse_size
 
 
 def _latencies(fn: Callable[[], object], warmup: int, iterations: int) -> list[float]:
@@ -79,15 +80,14 @@ def bench_engine(engine: Path, warmup: int, iterations: int) -> dict[str, Any]:
     return row
 
 
-def bench_torch(
-    args: argparse.Namespace, size: tuple[int, int], warmup: int, iterations: int
-) -> dict[str, Any]:
+def bench_torch(source: Any, size: tuple[int, int], warmup: int, iterations: int) -> dict[str, Any]:
+    """PyTorch eager latency of the model ``source`` (export.export_onnx.ModelSource) names."""
     import torch
 
     from export.deploy_model import DeployModel
     from export.export_onnx import load_model
 
-    model = load_model(args).cuda()
+    model = load_model(source)[0].cuda()
     deploy = DeployModel(model, "semantic").eval().cuda()
     frame = torch.randint(0, 256, (1, *size, 3), dtype=torch.uint8, device="cuda")
 
@@ -123,14 +123,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "engines": [bench_engine(e, args.warmup, args.iterations) for e in args.engine]
     }
     if args.checkpoint or args.preset:
-        args.weights, args.random_weights = None, args.checkpoint is None
+        from export.export_onnx import ModelSource
+
+        source = ModelSource(args.checkpoint, args.preset, random_weights=args.checkpoint is None)
         if args.size:
-            h, w = (int(v) for v in args.size.split("x"))
+            h, w = parse_size(args.size, "--size")
         elif results["engines"]:
             h, w = results["engines"][0]["input"][1:3]
         else:
             p.error("--size is needed without --engine")
-        results["torch_eager"] = bench_torch(args, (h, w), args.warmup, args.iterations // 4)
+        results["torch_eager"] = bench_torch(source, (h, w), args.warmup, args.iterations // 4)
     print(json.dumps(results, indent=2))
     save_json("gpu", results)
     return 0

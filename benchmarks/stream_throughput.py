@@ -6,7 +6,7 @@ model (letterboxing done beforehand, outside the timing); the pipeline is the re
 runs, headless: capture thread, queues, letterbox, inference thread, post-processing, output stage
 (plus overlay + MP4 recording with ``--record``). Each repeat times both back to back, and the median of
 the per-repeat ratios is reported, so slow drifts in machine load (shared CI boxes) cancel out.
-Target (issue 7): pipeline >= 0.95x the bare backend. A benchmark, not a test.
+Target: the pipeline keeps >= 0.95x the bare backend's throughput. A benchmark, not a test.
 """
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ from typing import Any
 import onnx
 from tqdm import tqdm
 
-from calibration.calibrate import CalibrationConfig, add_calibration_args, config_from_args
+from calibration.calibrate import CalibrationConfig
+from calibration.cli_args import add_calibration_args, config_from_args
 from calibration.frames import read_frames
 from export.calibrate import calibrate_for_tensorrt
 from export.precision import convert_fp16

@@ -1,8 +1,9 @@
 """`python export/calibrate.py --onnx model.onnx --calib-data DIR|VIDEO|skimage`: INT8 Q/DQ ONNX.
 
-The `pem calibrate` command: calibration/calibrate.py does the work; this command adds what only the
-export stage knows, the prototype-selection MatMuls that graph surgery replaces by a plugin (they stay
-out of INT8). A second run with the same model, size, method and frames reuses the calibration cache.
+The `pem calibrate` command: calibration/calibrate.py does the work (its flags: calibration/cli_args.py);
+this command adds what only the export stage knows, the prototype-selection MatMuls that graph surgery
+replaces by a plugin (they stay out of INT8). A second run with the same model, size, method and
+frames reuses the calibration cache.
 """
 
 from __future__ import annotations
@@ -14,14 +15,8 @@ from pathlib import Path
 
 import onnx
 
-from calibration.calibrate import (
-    CalibrationConfig,
-    CalibrationResult,
-    add_calibration_args,
-    calibrate,
-    config_from_args,
-    default_reference,
-)
+from calibration.calibrate import CalibrationConfig, CalibrationResult, calibrate, default_reference
+from calibration.cli_args import add_calibration_args, config_from_args
 from export.surgery import prototype_selection_matmuls
 from pem_rt.command import run_command
 from pem_rt.errors import PemError

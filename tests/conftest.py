@@ -1,4 +1,5 @@
-"""Test-wide settings: deterministic seeds and one torch thread per xdist worker (2-core machines)."""
+"""Test-wide settings (deterministic seeds, one torch thread per xdist worker on 2-core machines) and the
+artefacts built once per run: tiny exported ONNX models, a tiny model trained with the demo recipe."""
 
 from __future__ import annotations
 
@@ -42,6 +43,42 @@ def shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
 
 
 REPO = Path(__file__).resolve().parents[1]
+MODEL_SIZE = (64, 128)  # the tiny exported models' input size
+
+
+def _export(folder: Path, preset: str, task: str, batch: int = 1) -> Path:
+    dynamic = "_dynamic" if batch == 0 else ""
+    path = folder / f"{preset}_{task}_{MODEL_SIZE[0]}x{MODEL_SIZE[1]}{dynamic}.onnx"
+    with FileLock(str(path) + ".lock"):
+        if not path.exists():
+            import torch
+
+            from export.export_onnx import export_onnx
+            from training.model import build_model, get_preset
+
+            torch.manual_seed(0)
+            export_onnx(build_model(get_preset(preset)).eval(), path, MODEL_SIZE, task, batch)
+    return path
+
+
+@pytest.fixture(scope="session")
+def semantic_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """cityscapes-tiny, semantic, 64x128, random weights (seeded)."""
+    return _export(shared_dir(tmp_path_factory, "shared_runtime"), "cityscapes-tiny", "semantic")
+
+
+@pytest.fixture(scope="session")
+def panoptic_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """cityscapes-tiny, panoptic, 64x128, random weights (seeded)."""
+    return _export(shared_dir(tmp_path_factory, "shared_runtime"), "cityscapes-tiny", "panoptic")
+
+
+@pytest.fixture(scope="session")
+def dynamic_semantic_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """cityscapes-tiny, semantic, 64x128, dynamic batch (`pem export --dynamic-batch`), seeded weights."""
+    return _export(shared_dir(tmp_path_factory, "shared_runtime"), "cityscapes-tiny", "semantic", batch=0)
+
+
 # The tiny-model recipe of the demo and README ("Train and evaluate"): about 2 minutes on 2 cores.
 TINY_DATA = {"train": 96, "val": 16, "size": (128, 256), "seed": 1}
 TINY_RECIPE = [

@@ -25,7 +25,7 @@ from pem_rt.command import run_command
 from pem_rt.errors import PemError
 from training.checkpoint import load_checkpoint
 from training.data.loader import DATASET_NAMES, DEFAULTS, open_dataset
-from training.evaluation import EvalResult, evaluate_files, evaluate_model
+from training.evaluator import EvalResult, evaluate_files, evaluate_model
 from training.model import build_model
 from training.model.config import with_ablation
 

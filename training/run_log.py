@@ -72,7 +72,7 @@ def read_metrics(path: Path) -> dict[str, np.ndarray]:
 
 
 def smoothed_bins(values: np.ndarray, bins: int = 5) -> np.ndarray:
-    """Means of ``bins`` consecutive equal chunks: the smoothed curve the acceptance check reads.
+    """Means of ``bins`` consecutive equal chunks: the smoothed curve a learning check reads.
 
     Five windows (50 steps each in the 250-step demo recipe): the per-step loss of small random batches
     has enough noise that 25-step means of a plateauing loss can tick up by a few tenths of a percent

@@ -24,14 +24,14 @@ from training import distributed
 from training.checkpoint import Checkpoint, load_checkpoint, read_torch_file, save_checkpoint
 from training.data.loader import TrainDataset, TrainSampler, collate_train, open_dataset
 from training.data.records import DatasetSource
-from training.engine import batch_losses, gather_rng_states, mean_over_ranks, set_rng_state
-from training.evaluation import EvalResult, evaluate_model
+from training.evaluator import EvalResult, evaluate_model
 from training.losses.criterion import SetCriterion
 from training.model import PEM, ModelConfig, build_model
 from training.model.weights import load_backbone, load_official
 from training.optim import build_optimizer, build_scheduler
 from training.run_log import MetricsLog, final_report
 from training.train_config import TrainConfig
+from training.train_step import batch_losses, gather_rng_states, mean_over_ranks, set_rng_state
 
 
 def check_dataset_matches(cfg: ModelConfig, source: DatasetSource) -> None:

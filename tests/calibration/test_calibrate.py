@@ -9,24 +9,19 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-import torch
 
 from calibration.cache import CalibrationKey, read_cache, write_cache
 from calibration.calibrate import CalibrationConfig
 from calibration.frames import read_frames
 from export.calibrate import calibrate_for_tensorrt, main
-from export.export_onnx import export_onnx
 from export.surgery import prototype_selection_matmuls
 from pem_rt.errors import PemError
-from training.model import build_model, get_preset
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("calib") / "tiny.onnx"
-    export_onnx(build_model(get_preset("cityscapes-tiny")).eval(), path, (64, 128), "semantic")
-    return path
+def reference(semantic_onnx: Path) -> Path:
+    """cityscapes-tiny, semantic, 64x128, seeded random weights (tests/conftest.py)."""
+    return semantic_onnx
 
 
 def test_read_frames_from_folder_video_and_skimage(tmp_path: Path) -> None:

@@ -33,8 +33,8 @@ def full_report(trained_tiny: TrainedTiny, tmp_path_factory: pytest.TempPathFact
 def test_every_precision_against_the_trained_model(
     full_report: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Issue acceptance: FP16 label agreement >= 99.5%, INT8 mIoU drop <= 1 point with the best method
-    (held-out synthetic val frames, calibration on the train split), ORT FP32 equals PyTorch."""
+    """Every precision stays accurate: FP16 label agreement >= 99.5%, INT8 mIoU drop <= 1 point with the best
+    method (held-out synthetic val frames, calibration on the train split), ORT FP32 equals PyTorch."""
     report = json.loads((full_report / "report.json").read_text())
     b = report["backends"]
     assert report["truth"] == "ground truth" and report["frames"] == 16

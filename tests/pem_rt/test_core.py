@@ -125,7 +125,7 @@ def test_segment_ids_round_trip_through_rgb() -> None:
 
 
 def test_prediction_files_are_what_the_evaluator_reads(tmp_path: Path) -> None:
-    from training.evaluation import load_prediction
+    from training.evaluator import load_prediction
 
     labels = np.array([[0, 1], [VOID, 1]], dtype=np.uint8)
     panoptic = np.array([[1, 2], [0, 2]], dtype=np.int32)

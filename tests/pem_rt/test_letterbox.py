@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from runtime.letterbox import Letterbox, place
 
 from pem_rt.errors import PemError
+from pem_rt.letterbox import Letterbox, place
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,6 @@ def test_cpu_benchmark_prints_the_memory_ratio(
 
 def test_ratio_at_one_eighth_scale() -> None:
     rows = bench.run_cpu(["1/8"], repeats=1, time_fused=False)
-    assert rows[0].naive_bytes == 1 * 8 * 32768 * 100 * 4  # the 105 MB of the issue
+    assert rows[0].naive_bytes == 1 * 8 * 32768 * 100 * 4  # the 105 MB similarity tensor fusion avoids
     assert rows[0].fused_bytes < 1 << 20  # 128 splits x 8 heads x 100 queries x (float + int32)
     assert rows[0].ratio > 100

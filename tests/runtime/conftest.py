@@ -1,6 +1,6 @@
-"""Fixtures of the stream runtime tests: tiny exported models (made once per test run and shared between
-xdist workers), a short clip and an image folder from scikit-image's bundled photographs, and a helper
-that runs `python runtime/stream.py` in a subprocess the way a user does."""
+"""Fixtures of the stream runtime tests: a short clip and an image folder from scikit-image's bundled
+photographs, and a helper that runs `python runtime/stream.py` in a subprocess the way a user does. The
+tiny exported models (semantic_onnx, panoptic_onnx, dynamic_semantic_onnx) are tests/conftest.py's."""
 
 from __future__ import annotations
 
@@ -16,48 +16,9 @@ import numpy as np
 import pytest
 from filelock import FileLock
 
+from tests.conftest import shared_dir
+
 REPO = Path(__file__).resolve().parents[2]
-MODEL_SIZE = (64, 128)
-
-
-def _shared_folder(factory: pytest.TempPathFactory) -> Path:
-    base = factory.getbasetemp()
-    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared_runtime"
-    folder.mkdir(exist_ok=True)
-    return folder
-
-
-def _export(folder: Path, preset: str, task: str, batch: int = 1) -> Path:
-    dynamic = "_dynamic" if batch == 0 else ""
-    path = folder / f"{preset}_{task}_{MODEL_SIZE[0]}x{MODEL_SIZE[1]}{dynamic}.onnx"
-    with FileLock(str(path) + ".lock"):
-        if not path.exists():
-            import torch
-
-            from export.export_onnx import export_onnx
-            from training.model import build_model, get_preset
-
-            torch.manual_seed(0)
-            export_onnx(build_model(get_preset(preset)).eval(), path, MODEL_SIZE, task, batch)
-    return path
-
-
-@pytest.fixture(scope="session")
-def semantic_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """cityscapes-tiny, semantic, 64x128, random weights (seeded)."""
-    return _export(_shared_folder(tmp_path_factory), "cityscapes-tiny", "semantic")
-
-
-@pytest.fixture(scope="session")
-def panoptic_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """cityscapes-tiny, panoptic, 64x128, random weights (seeded)."""
-    return _export(_shared_folder(tmp_path_factory), "cityscapes-tiny", "panoptic")
-
-
-@pytest.fixture(scope="session")
-def dynamic_semantic_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """cityscapes-tiny, semantic, 64x128, dynamic batch (`pem export --dynamic-batch`), seeded weights."""
-    return _export(_shared_folder(tmp_path_factory), "cityscapes-tiny", "semantic", batch=0)
 
 
 def photos(size: tuple[int, int]) -> list[np.ndarray]:
@@ -94,7 +55,7 @@ def panning_frames(n: int, size: tuple[int, int]) -> list[np.ndarray]:
 @pytest.fixture(scope="session")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 30-frame 96x160 MPEG-4 clip at 10 FPS panning over real photographs."""
-    path = _shared_folder(tmp_path_factory) / "clip.mp4"
+    path = shared_dir(tmp_path_factory, "shared_runtime") / "clip.mp4"
     with FileLock(str(path) + ".lock"):
         if not path.exists():
             tmp = path.with_name("clip.partial.mp4")

@@ -37,7 +37,7 @@ def single_stream_labels(model: Path, frames: list[np.ndarray]) -> list[np.ndarr
 def test_four_sources_batched_equal_single_stream(
     run_stream: RunStream, dynamic_semantic_onnx: Path, clip: Path, tmp_path: Path
 ) -> None:
-    """The issue's acceptance run: 4 sources (3 synthetic streets, a 30-frame video) through ONNX Runtime
+    """Batching keeps results: 4 sources (3 synthetic streets, a 30-frame video) through ONNX Runtime
     in batches of 4; each source's label maps are bit-equal to the single-stream ones for the same frames,
     and the video ending leaves the others running to the end."""
     n = 40
@@ -116,11 +116,12 @@ def test_a_stalled_source_does_not_hold_back_the_others(dynamic_semantic_onnx: P
 
     run = MultiStream(seg, sources, max_frames=30, log=log)  # type: ignore[arg-type]
     metrics = run.run()
-    assert [s.frames for s in metrics.sources] == [30, 30, 30, 3]
+    camera = metrics.sources[3]  # live: when the batcher is slower than 30 FPS, an older frame is dropped
+    assert [s.frames for s in metrics.sources[:3]] == [30, 30, 30] and camera.frames + camera.dropped == 3
     assert stalling.released, lines  # released by the others finishing, not by the safety timeout
     order = [next(i for i, m in enumerate(lines) if m.startswith(f"source {k} (")) for k in range(4)]
     assert max(order[:3]) < order[3], lines  # the others finished while the camera still hung
-    assert "source 3 (stalling camera): end of source after 3 frames" in lines[-1]
+    assert f"source 3 (stalling camera): end of source after {camera.frames} frames" in lines[-1]
     assert metrics.batch_sizes[3] >= 20  # the stalled source was not waited for
     seg.close()
 

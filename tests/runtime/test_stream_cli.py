@@ -39,7 +39,7 @@ def read_video(path: Path) -> list[np.ndarray]:
 def test_synthetic_headless_writes_video_metrics_and_masks(
     run_stream: RunStream, semantic_onnx: Path, tmp_path: Path
 ) -> None:
-    """The issue's acceptance run: N frames, a playable MP4, a metrics JSON, masks equal to ONNX Runtime's."""
+    """`pem stream` end to end: N frames, a playable MP4, a metrics JSON, masks equal to ONNX Runtime's."""
     n = 12
     video, metrics, masks = tmp_path / "out.mp4", tmp_path / "metrics.json", tmp_path / "masks"
     run = run_stream(

@@ -12,10 +12,10 @@ import torch
 
 from training.data.loader import EvalDataset, collate_train, open_dataset
 from training.data.targets import semantic_targets
-from training.engine import batch_losses
 from training.losses.criterion import LossConfig, SetCriterion
 from training.model import build_model, get_preset
 from training.run_log import read_metrics
+from training.train_step import batch_losses
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,7 +26,7 @@ WORKER = """
 import sys, torch, torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from training import distributed
-from training.engine import batch_losses
+from training.train_step import batch_losses
 from training.losses.criterion import LossConfig, SetCriterion
 from training.model import build_model, get_preset
 torch.set_num_threads(1)

@@ -1,4 +1,4 @@
-"""Acceptance: a tiny PEM trained on CPU for a few minutes learns the synthetic scenes.
+"""Training works: a tiny PEM trained on CPU for a few minutes learns the synthetic scenes.
 
 The recipe (tests/conftest.py TINY_RECIPE) is the demo's training step (README, "Train and evaluate").
 Measured on the 2-core development machine: about 2 minutes for 250 steps at 128x256, val mIoU 0.74.
