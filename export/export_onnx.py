@@ -145,7 +145,8 @@ class ModelSource:
     """Where a model comes from (`--checkpoint`, `--preset`, `--weights`, `--random-weights`).
 
     Args:
-        checkpoint: a PEM-RT checkpoint; None = best.pt of the one training run under runs/ (unless weights are named).
+        checkpoint: a PEM-RT checkpoint; None = best.pt of the one training run under runs/ (unless
+            weights are named).
         preset: the preset the model must be; required with ``weights`` or ``random_weights``.
         weights: official PEM (detectron2) weights for ``preset``.
         random_weights: ``preset`` with random weights (tests, benchmarks).
