@@ -59,7 +59,7 @@ class DemoRuns:
         return self.data / "leftImg8bit" / "train"
 
 
-def make_demo_runs(root: Path, repo: Path = REPO, compare: bool = True) -> DemoRuns:
+def make_demo_runs(root: Path, repo: Path = REPO, later_stages: bool = True) -> DemoRuns:
     """runs/demo as `make demo` lays it out: data/, run/ (best.pt, the reference graph, its INT8
     calibration) and compare/ (the debug export and its INT8 scratch graph, the newest files)."""
     demo = root / "demo"
@@ -84,8 +84,8 @@ def make_demo_runs(root: Path, repo: Path = REPO, compare: bool = True) -> DemoR
     ok(pem("export", "--checkpoint", run / "best.pt", "--size", SIZE, "--no-verify", repo=repo))
     reference = run / f"cityscapes-tiny_semantic_{SIZE}.onnx"
     calib = data / "leftImg8bit" / "train"
-    ok(pem("calibrate", "--onnx", reference, "--calib-data", calib, "--calib-batches", "4", repo=repo))
-    if compare:
+    if later_stages:  # what the demo runs after the export: calibration and the comparison
+        ok(pem("calibrate", "--onnx", reference, "--calib-data", calib, "--calib-batches", "4", repo=repo))
         ok(pem("compare", "--checkpoint", run / "best.pt", "--data", data, "--size", SIZE,
                "--max-frames", "2", "--backends", "onnx,int8", "--calib-methods", "percentile",
                "--calib-batches", "4", "--calib-data", calib, "--out", cmp,

@@ -77,32 +77,32 @@ def copy(src: Path, folder: Path) -> Path:
     return Path(shutil.copy2(src, folder / src.name))
 
 
-def test_surgery(demo_runs: DemoRuns, tmp_path: Path) -> None:
-    ref = copy(demo_runs.reference, tmp_path)
+def test_surgery(tiny_runs: DemoRuns, tmp_path: Path) -> None:
+    ref = copy(tiny_runs.reference, tmp_path)
     check_kill_matrix(tmp_path, [ref], ["surgery", "--onnx", ref], ["before-rename:*.trt.onnx"])
 
 
-def test_triton_repo(demo_runs: DemoRuns, tmp_path: Path) -> None:
-    ref = copy(demo_runs.reference, tmp_path / "model")
+def test_triton_repo(tiny_runs: DemoRuns, tmp_path: Path) -> None:
+    ref = copy(tiny_runs.reference, tmp_path / "model")
     repo = tmp_path / "repo"
     args: list[str | Path] = ["triton-repo", ref, "--repo", repo, "--force", "--instance-kind", "cpu"]
     check_kill_matrix(tmp_path, [ref], args, ["triton-repo-staged:*", "triton-repo-swapping:*"])
     assert (repo / "pem_cityscapes_tiny_semantic" / "config.pbtxt").is_file()
 
 
-def test_calibrate(demo_runs: DemoRuns, tmp_path: Path) -> None:
-    ref = copy(demo_runs.reference, tmp_path)
-    args: list[str | Path] = ["calibrate", "--onnx", ref, "--calib-data", demo_runs.calib,
+def test_calibrate(tiny_runs: DemoRuns, tmp_path: Path) -> None:
+    ref = copy(tiny_runs.reference, tmp_path)
+    args: list[str | Path] = ["calibrate", "--onnx", ref, "--calib-data", tiny_runs.calib,
                               "--calib-batches", "4", "--calib-cache", tmp_path / "m.calib"]  # fmt: skip
     check_kill_matrix(
-        tmp_path, [ref, demo_runs.calib], args, ["before-rename:m.calib", "before-rename:*.int8.onnx"]
+        tmp_path, [ref, tiny_runs.calib], args, ["before-rename:m.calib", "before-rename:*.int8.onnx"]
     )
 
 
-def test_build_engine_between_sidecar_and_engine(demo_runs: DemoRuns, tmp_path: Path) -> None:
+def test_build_engine_between_sidecar_and_engine(tiny_runs: DemoRuns, tmp_path: Path) -> None:
     """The finding: a kill between the two renames left a new FP32 engine beside the old FP16 sidecar and
     inspect said fp16, PASSED. Now the sidecar goes first: the old engine is refused by the new sidecar."""
-    ref = copy(demo_runs.reference, tmp_path)
+    ref = copy(tiny_runs.reference, tmp_path)
     engine = tmp_path / "m.engine"
     common: list[str | Path] = ["--onnx", ref, "--target", "sm86", "--out", engine]
     ok(pem("build-engine", "--fp16", *common))
@@ -115,8 +115,8 @@ def test_build_engine_between_sidecar_and_engine(demo_runs: DemoRuns, tmp_path: 
 
 
 @pytest.mark.slow
-def test_build_engine(demo_runs: DemoRuns, tmp_path: Path) -> None:
-    ref = copy(demo_runs.reference, tmp_path)
+def test_build_engine(tiny_runs: DemoRuns, tmp_path: Path) -> None:
+    ref = copy(tiny_runs.reference, tmp_path)
     args: list[str | Path] = [
         "build-engine",
         "--fp32",
@@ -132,27 +132,27 @@ def test_build_engine(demo_runs: DemoRuns, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_export(demo_runs: DemoRuns, tmp_path: Path) -> None:
-    ckpt = copy(demo_runs.run / "best.pt", tmp_path / "run")
+def test_export(tiny_runs: DemoRuns, tmp_path: Path) -> None:
+    ckpt = copy(tiny_runs.run / "best.pt", tmp_path / "run")
     args: list[str | Path] = ["export", "--checkpoint", ckpt, "--size", SIZE, "--no-verify"]
     check_kill_matrix(tmp_path, [ckpt], args, ["before-rename:*.onnx"])
 
 
 @pytest.mark.slow
-def test_train(demo_runs: DemoRuns, tmp_path: Path) -> None:
+def test_train(tiny_runs: DemoRuns, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    args: list[str | Path] = ["train", *TRAIN, "--data", demo_runs.data, "--out", out]
-    check_kill_matrix(tmp_path, [demo_runs.data], args, ["before-rename:last.pt"], clean_first=False)
+    args: list[str | Path] = ["train", *TRAIN, "--data", tiny_runs.data, "--out", out]
+    check_kill_matrix(tmp_path, [tiny_runs.data], args, ["before-rename:last.pt"], clean_first=False)
     assert (out / "last.pt").is_file() and (out / "best.pt").is_file()
 
 
 @pytest.mark.slow
-def test_compare(demo_runs: DemoRuns, tmp_path: Path) -> None:
-    ckpt = copy(demo_runs.run / "best.pt", tmp_path / "run")
-    args: list[str | Path] = ["compare", "--checkpoint", ckpt, "--data", demo_runs.data, "--size", SIZE,
+def test_compare(tiny_runs: DemoRuns, tmp_path: Path) -> None:
+    ckpt = copy(tiny_runs.run / "best.pt", tmp_path / "run")
+    args: list[str | Path] = ["compare", "--checkpoint", ckpt, "--data", tiny_runs.data, "--size", SIZE,
                               "--max-frames", "2", "--backends", "onnx,int8", "--calib-methods", "percentile",
-                              "--calib-batches", "4", "--calib-data", demo_runs.calib,
+                              "--calib-batches", "4", "--calib-data", tiny_runs.calib,
                               "--out", tmp_path / "cmp"]  # fmt: skip
     check_kill_matrix(
-        tmp_path, [ckpt, demo_runs.data], args, ["before-rename:*.debug.onnx", "before-rename:report.json"]
+        tmp_path, [ckpt, tiny_runs.data], args, ["before-rename:*.debug.onnx", "before-rename:report.json"]
     )
