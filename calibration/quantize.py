@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import shutil
 import tempfile
 from collections import Counter
@@ -25,6 +24,7 @@ import onnx
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_path
 from pem_rt.lineage import INT8, derived, stamp
+from pem_rt.log import library_messages
 
 
 @dataclass(frozen=True)
@@ -32,11 +32,6 @@ class QuantizeReport:
     quantized_nodes: int
     qdq_pairs: int
     excluded: tuple[str, ...]
-
-
-def _quiet_modelopt() -> None:
-    for name in ("modelopt", "modelopt.onnx", "modelopt.onnx.autocast", "root"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def quantize_int8(
@@ -57,8 +52,7 @@ def quantize_int8(
 
     model = onnx.load(str(reference))
     excluded = tuple(exclude)
-    _quiet_modelopt()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, library_messages(False, "modelopt", "root"):
         tmp_out = Path(tmp) / "int8.onnx"
         work = Path(tmp) / "model.onnx"
         shutil.copyfile(reference, work)  # ModelOpt rewrites and writes beside its input

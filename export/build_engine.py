@@ -44,6 +44,7 @@ from pem_rt.engine_meta import (
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_path, atomic_write_bytes
 from pem_rt.lineage import TENSORRT_GRAPH, derived, pick_reference, require_reference, stamp
+from pem_rt.log import RepeatCounter, library_messages, native_output
 from pem_rt.model_meta import ModelMeta
 from pem_rt.paths import check_output_dir, check_output_file
 from pem_rt.trt import TensorRT, load_tensorrt, parse_targets
@@ -135,19 +136,28 @@ def engine_name(stem: str, precision: str, targets: tuple[str, ...], trt: Tensor
 
 
 def build_engine(
-    trt_onnx: Path, engine: Path, meta: ModelMeta, options: BuildOptions, command: str, source_onnx: Path
+    trt_onnx: Path,
+    engine: Path,
+    meta: ModelMeta,
+    options: BuildOptions,
+    command: str,
+    source_onnx: Path,
+    messages: RepeatCounter | None = None,
 ) -> EngineSidecar:
-    """Build ``trt_onnx`` (a graph with plugin nodes) into ``engine`` and its sidecar."""
+    """Build ``trt_onnx`` (a graph with plugin nodes) into ``engine`` and its sidecar; TensorRT's
+    messages go through ``messages`` (counted, pem_rt/log.py) when given, else TensorRT prints them."""
     import plugins
 
     trt = load_tensorrt(options.flavour)
     library = load_plugins(trt, options.plugins)
-    logger = trt.logger(options.verbose)
+    logger = trt.logger(options.verbose, messages)
     builder = trt.module.Builder(logger)
     flags = 1 << int(trt.module.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
     parser = trt.module.OnnxParser(network, logger)
-    if not parser.parse(trt_onnx.read_bytes(), str(trt_onnx)):
+    with native_output(messages, trt.name):
+        parsed = parser.parse(trt_onnx.read_bytes(), str(trt_onnx))
+    if not parsed:
         errors = "; ".join(str(parser.get_error(i)).splitlines()[0] for i in range(parser.num_errors))
         raise PemError(f"{trt.flavour} could not parse {trt_onnx}: {errors[:400]}")
     config = builder.create_builder_config()
@@ -158,7 +168,8 @@ def build_engine(
     plugins.embed_in_engine(config, library)
     config.progress_monitor = _Progress(trt).monitor
     start = time.perf_counter()
-    serialized = builder.build_serialized_network(network, config)
+    with native_output(messages, trt.name):
+        serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise PemError(
             f"{trt.flavour} failed to build an engine from {trt_onnx}; rerun with --verbose for its log"
@@ -337,12 +348,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="engine path (default: beside the ONNX, named "
         "<model>.<precision>.<target>.<trt-version>.engine)",
     )
-    p.add_argument("--verbose", action="store_true", help="TensorRT's verbose log")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="every message of TensorRT and ModelOpt as it comes (default: repeats counted, one line each)",
+    )
     add_calibration_args(p)
     return p
 
 
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> None:
+    """Quiet unless --verbose: ModelOpt's and TensorRT's repeated messages end as one line each."""
+    quiet = library_messages(args.verbose, "modelopt", "root", emit=lambda line: print(line, flush=True))
+    with quiet as messages:
+        _build(args, argv, messages)
+
+
+def _build(args: argparse.Namespace, argv: Sequence[str], messages: RepeatCounter) -> None:
     trt = load_tensorrt(args.flavour)
     targets = tuple(parse_targets(args.target))
     if trt.ahead_of_time and not targets:
@@ -377,7 +399,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> None:
         args.verbose,
     )
     command = "pem build-engine " + " ".join(shlex.quote(a) for a in argv)
-    build_engine(trt_onnx, engine, meta, options, command, reference)
+    build_engine(trt_onnx, engine, meta, options, command, reference, messages)
     print(f"wrote {engine} and {engine.name}.json")
 
 

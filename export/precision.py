@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,6 +20,7 @@ import onnx
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_path
 from pem_rt.lineage import FP16, derived, stamp
+from pem_rt.log import library_messages
 
 
 def convert_fp16(
@@ -34,11 +34,9 @@ def convert_fp16(
     """
     from modelopt.onnx.autocast import convert_to_mixed_precision
 
-    for name in ("modelopt", "modelopt.onnx", "modelopt.onnx.autocast", "root"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
     source = onnx.load(str(reference))
     batch = source.graph.input[0].type.tensor_type.shape.dim[0].dim_value or 1
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, library_messages(False, "modelopt", "root"):
         data = Path(tmp) / "frames"
         data.mkdir()
         for i in range(0, len(frames) - batch + 1, batch):

@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("pem_rt.demo", "the whole pipeline end to end on this machine (CPU is enough)"),
     "model-info": ("training.model_info", "parameters and GFLOPs of a preset at an input size"),
     "synthetic": ("training.make_synthetic", "write a synthetic Cityscapes-format dataset (tests, demo)"),
+    "dataset": ("training.dataset_cmd", "check a dataset.yaml dataset: counts per class, every bad file"),
     "train": ("training.train", "train PEM (single process, or under torchrun for DDP)"),
     "evaluate": ("training.evaluate", "mIoU / PQ of a checkpoint, or of saved label maps from any backend"),
     "export": ("export.export_onnx", "checkpoint -> deployable ONNX (pre/post-processing in the graph)"),
@@ -30,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "stream": ("runtime.stream", "live segmentation of a camera, video, RTSP stream or image folder"),
     "triton-repo": ("export.triton_repo", "engine or ONNX -> Triton Inference Server model repository"),
+    "doctor": ("pem_rt.doctor", "what this machine can run (stream, build, train) and what to fix"),
 }
 
 

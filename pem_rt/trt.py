@@ -12,6 +12,7 @@ Torch-free: the runtime imports it too.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Literal
@@ -35,13 +36,22 @@ class TensorRT:
         return str(self.module.__version__)
 
     @property
+    def name(self) -> str:
+        """How messages name it: TensorRT or TensorRT-RTX."""
+        return "TensorRT-RTX" if self.flavour == "tensorrt_rtx" else "TensorRT"
+
+    @property
     def ahead_of_time(self) -> bool:
         """True when engines can be built without a GPU for named compute capabilities."""
         return self.flavour == "tensorrt_rtx"
 
-    def logger(self, verbose: bool = False) -> Any:
+    def logger(self, verbose: bool = False, messages: Callable[[str, str, str], None] | None = None) -> Any:
+        """A TensorRT logger: WARNING and up (everything with ``verbose``), printed by TensorRT, or passed
+        to ``messages(source, level, text)`` (a :class:`pem_rt.log.RepeatCounter`) when given."""
         trt = self.module
-        return trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
+        if messages is None:
+            return trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
+        return _counting_logger(trt, messages, verbose)
 
     def set_targets(self, config: Any, targets: list[str]) -> None:
         """Name the GPUs to build for (TensorRT-RTX); classic TensorRT builds for the GPU it runs on."""
@@ -56,6 +66,21 @@ class TensorRT:
         config.num_compute_capabilities = len(targets)
         for i, target in enumerate(targets):
             config.set_compute_capability(getattr(caps, target.upper()), i)
+
+
+def _counting_logger(trt: ModuleType, messages: Callable[[str, str, str], None], verbose: bool) -> Any:
+    threshold = int(trt.ILogger.Severity.VERBOSE if verbose else trt.ILogger.Severity.WARNING)
+    name = "TensorRT-RTX" if trt.__name__.startswith("tensorrt_rtx") else "TensorRT"
+
+    class CountingLogger(trt.ILogger):  # type: ignore[name-defined]
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+
+        def log(self, severity: Any, msg: str) -> None:
+            if int(severity) <= threshold:
+                messages(name, str(severity).rsplit(".", 1)[-1], msg)
+
+    return CountingLogger()
 
 
 def parse_targets(text: str | None) -> list[str]:

@@ -11,13 +11,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 
 from runtime.metrics import StreamMetrics
-from runtime.segmenter import Prepared
 from runtime.sources import Source
+
+if TYPE_CHECKING:
+    from runtime.segmenter import Prepared  # types only: segmenter imports the stream loop (Segmenter.stream)
 
 T = TypeVar("T")
 

@@ -9,10 +9,13 @@ else ``<video stem>_<frame>`` / ``frame_<frame>`` / ``synthetic_<frame>`` with t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pem_rt.errors import PemError
 from pem_rt.predictions import write_prediction
-from runtime.segmenter import Result
+
+if TYPE_CHECKING:
+    from runtime.segmenter import Result  # types only: segmenter imports the stream loop (Segmenter.stream)
 
 
 class MaskWriter:

@@ -17,6 +17,14 @@ _LOW_MS, _HIGH_MS, _BINS = 1e-3, 1e5, 2000
 _LOG_LOW = math.log(_LOW_MS)
 _LOG_STEP = (math.log(_HIGH_MS) - _LOG_LOW) / _BINS
 
+BINS = _BINS
+
+
+def bin_edge(index: int) -> float:
+    """Lower edge (ms) of :class:`LatencyHistogram` bin ``index`` (``BINS``: the top of the range)."""
+    return math.exp(_LOG_LOW + index * _LOG_STEP)
+
+
 # Stages in pipeline order, as the metrics JSON and the HUD name them.
 STAGES = ("capture", "queue", "preprocess", "infer", "postprocess", "output", "end_to_end")
 

@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -51,9 +51,15 @@ from runtime.output_stage import (
 )
 from runtime.overlay import HudStats, Overlay
 from runtime.recorder import FOURCC, Recorder
-from runtime.segmenter import Result, Segmenter
+from runtime.sinks import to_sinks, wants_overlay
 from runtime.sources import Source
 from runtime.tiles import Tiles
+
+if TYPE_CHECKING:
+    from runtime.segmenter import (  # types only: segmenter imports the stream loop (Segmenter.stream)
+        Result,
+        Segmenter,
+    )
 
 Log = Callable[[str], None]
 DEFAULT_BATCH_TIMEOUT = 0.010  # seconds the batcher waits for the other sources once a frame is there
@@ -150,7 +156,7 @@ class MultiMetrics:
         }
 
 
-Batch = list[tuple[Lane, Frame, Result]]
+Batch = list[tuple[Lane, Frame, "Result"]]
 
 
 def resized(image: np.ndarray, result: Result, size: tuple[int, int]) -> tuple[np.ndarray, Result]:
@@ -373,11 +379,11 @@ class MultiStream:
         per_source, preview = record_targets(out.record, len(self.lanes))
         for lane in self.lanes:
             if per_source is not None:
-                lane.recorder = Recorder(per_source[lane.index], lane.source.fps)
+                lane.recorder = Recorder(per_source[lane.index], lane.source.fps, out.record_codec)
             if out.save_masks is not None:
                 lane.masks = MaskWriter(out.save_masks / f"source{lane.index}")
         if preview is not None:
-            self._preview = Recorder(preview, max(lane.source.fps for lane in self.lanes))
+            self._preview = Recorder(preview, max(lane.source.fps for lane in self.lanes), out.record_codec)
         for lane in self.lanes:
             lane.capture = CaptureThread(
                 lane.source, lane.queue, lane.metrics, lane.stop, self.max_frames, self.segmenter.prepare
@@ -425,13 +431,14 @@ class MultiStream:
         draw_tiles = out.show or self._preview is not None
         if draw_tiles:
             self.tiles.fix_size([frame.image for _, frame, _ in batch])
+        sink_overlay = wants_overlay(out.sinks)
         for lane, frame, result in batch:
             start = time.perf_counter()
-            if draw_tiles or lane.recorder is not None or out.render:
+            image = None
+            if draw_tiles or lane.recorder is not None or out.render or sink_overlay:
                 hud = lane.hud
                 update_hud(hud, lane.rate, lane.metrics, result, (start - frame.captured) * 1e3)
-                image = None
-                if lane.recorder is not None or out.render:
+                if lane.recorder is not None or out.render or sink_overlay:
                     image = self.overlay.render(frame.image, result, hud)
                     if lane.recorder is not None:
                         lane.recorder.write(image)
@@ -442,6 +449,7 @@ class MultiStream:
                     else:
                         lane.shown = self.overlay.render(*resized(frame.image, result, size), hud)
             finish_frame(frame, result, lane.masks, lane.metrics, lane.rate, start)
+            to_sinks(out.sinks, lane.index, frame, image, result, lane.metrics)
         if draw_tiles:
             mosaic = self.preview()
             if mosaic is not None:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import cv2
 
@@ -18,7 +18,10 @@ from runtime.capture import BoundedQueue, Closed, Frame
 from runtime.masks import MaskWriter
 from runtime.metrics import RateMeter, StreamMetrics
 from runtime.overlay import HudStats
-from runtime.segmenter import Result
+from runtime.sinks import Sink, wants_overlay
+
+if TYPE_CHECKING:
+    from runtime.segmenter import Result  # types only: segmenter imports the stream loop (Segmenter.stream)
 
 WINDOW = "PEM-RT"
 T = TypeVar("T")
@@ -48,6 +51,13 @@ class Outputs:
     hud: bool = True
     progress_every: float = 5.0  # seconds between headless progress lines (0 = none)
     render: bool = False  # draw the overlay even when no window or recording shows it (benchmarks)
+    record_codec: str = "h264"  # runtime/recorder.py CODECS
+    sinks: tuple[Sink, ...] = ()  # runtime/sinks.py: each processed frame also goes to these
+
+    @property
+    def overlay_wanted(self) -> bool:
+        """Whether a frame's overlay is drawn: a window, a recording, a benchmark or a sink shows it."""
+        return self.show or self.render or self.record is not None or wants_overlay(self.sinks)
 
 
 @dataclass

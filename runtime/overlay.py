@@ -12,13 +12,16 @@ is left out when it cannot fit.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from pem_rt.model_meta import ModelMeta
 from pem_rt.segments import VOID
-from runtime.segmenter import Result
+
+if TYPE_CHECKING:
+    from runtime.segmenter import Result  # types only: segmenter imports the stream loop (Segmenter.stream)
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 
@@ -40,8 +41,14 @@ from runtime.output_stage import (
 )
 from runtime.overlay import HudStats, Overlay
 from runtime.recorder import Recorder
-from runtime.segmenter import Result, Segmenter
+from runtime.sinks import to_sinks
 from runtime.sources import Source
+
+if TYPE_CHECKING:
+    from runtime.segmenter import (  # types only: segmenter imports the stream loop (Segmenter.stream)
+        Result,
+        Segmenter,
+    )
 
 __all__ = ["WINDOW", "InferenceThread", "Outputs", "Pipeline", "RunState", "window_unavailable"]
 
@@ -128,7 +135,7 @@ class Pipeline:
         """Process the stream; raises the first stage error (PemError for the expected ones)."""
         out = self.outputs
         self.source.open()
-        recorder = Recorder(out.record, self.source.fps) if out.record else None
+        recorder = Recorder(out.record, self.source.fps, out.record_codec) if out.record else None
         masks = MaskWriter(out.save_masks) if out.save_masks else None
         if self.source.live:
             frames: BoundedQueue[Frame] = BoundedQueue(self.queue_size)
@@ -136,8 +143,9 @@ class Pipeline:
             frames = BoundedQueue(4 * self.queue_size, refill_at=2 * self.queue_size)
         results: BoundedQueue[tuple[Frame, Result]] = BoundedQueue(self.queue_size)
         stop = self.state.stop
-        # with nothing to show, record, save or render, the output bookkeeping runs in the inference thread
-        threaded = out.show or out.render or recorder is not None or masks is not None
+        # with nothing to show, record, save, render or hand to a sink, the output bookkeeping runs in the
+        # inference thread
+        threaded = out.overlay_wanted or masks is not None or bool(out.sinks)
 
         def hand_over(frame: Frame, result: Result) -> None:
             results.put((frame, result), drop_oldest=False, stop=stop)
@@ -218,7 +226,8 @@ class Pipeline:
     ) -> None:
         start = time.perf_counter()
         out = self.outputs
-        if out.show or recorder is not None or out.render:
+        image = None
+        if out.overlay_wanted:
             update_hud(self._hud, self._rate, self.metrics, result, (start - frame.captured) * 1e3)
             image = self.overlay.render(frame.image, result, self._hud)
             if recorder is not None:
@@ -227,6 +236,7 @@ class Pipeline:
                 cv2.imshow(WINDOW, image)
                 poll_window(self.state.request_stop)
         finish_frame(frame, result, masks, self.metrics, self._rate, start)
+        to_sinks(out.sinks, 0, frame, image, result, self.metrics)
 
     def _progress(self) -> None:
         m = self.metrics

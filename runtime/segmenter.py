@@ -6,14 +6,16 @@ result = seg(frame)                           # frame: BGR uint8 [H, W, 3], any 
 result.labels                                 # uint8 [H, W] class ids, 255 = void
 result.panoptic, result.segments              # panoptic models: int32 segment ids + their classes
 results = seg.run_batch([seg.prepare(f) for f in frames])   # several frames in one inference call
+for frame, result in seg.stream("rtsp://cam/live"): ...     # the stream loop as an iterator (or callback=)
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -22,6 +24,10 @@ from pem_rt.model_meta import ModelMeta
 from pem_rt.segments import VOID, Segment
 from runtime.backends import Backend, BackendOptions, open_backend
 from runtime.panoptic import assemble_panoptic
+
+if TYPE_CHECKING:
+    from runtime.metrics import StreamMetrics
+    from runtime.sources import Source
 
 ENGINE_SUFFIXES = (".engine", ".plan")
 
@@ -194,6 +200,39 @@ class Segmenter:
             lut[s.id] = s.category_id
         labels = lut[segment_map]
         return Result(Letterbox.unmap(labels, placement), Letterbox.unmap(segment_map, placement), segments)
+
+    @overload
+    def stream(
+        self, source: Source | str | int, callback: None = None, **options: Any
+    ) -> Iterator[tuple[np.ndarray, Result]]: ...
+
+    @overload
+    def stream(
+        self, source: Source | str | int, callback: Callable[[np.ndarray, Result], object], **options: Any
+    ) -> StreamMetrics: ...
+
+    def stream(
+        self,
+        source: Source | str | int,
+        callback: Callable[[np.ndarray, Result], object] | None = None,
+        **options: Any,
+    ) -> Iterator[tuple[np.ndarray, Result]] | StreamMetrics:
+        """Segment a whole stream with the CLI's loop (capture thread, newest frames, reconnect).
+
+        Args:
+            source: what ``--source`` takes ("rtsp://...", a file or folder, "synthetic"), a camera index,
+                or a :class:`runtime.sources.Source`.
+            callback: called with (frame, result) for each frame until the end, then the metrics are
+                returned; without it, an iterator of (frame, result) pairs.
+            options: ``max_frames``, ``realtime``, ``reconnect_timeout``, ``log``
+                (:class:`runtime.streaming.StreamOptions`).
+        """
+        from runtime.streaming import StreamOptions, iterate, run_callback
+
+        settings = StreamOptions(**options)
+        if callback is not None:
+            return run_callback(self, source, callback, settings)
+        return iterate(self, source, settings)
 
     def close(self) -> None:
         self.backend.close()

@@ -30,6 +30,7 @@ from pem_rt.images import IMAGE_SUFFIXES, is_image
 from pem_rt.sizes import parse_size
 from pem_rt.synthetic import FPS as SYNTHETIC_FPS
 from pem_rt.synthetic import SyntheticScene
+from runtime.gpu_decode import Decoder, choose_decoder, open_nvdec
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 DEFAULT_SYNTHETIC_SIZE = (720, 1280)
@@ -72,6 +73,7 @@ class Source:
     live: bool = False  # True: frames arrive at the source's pace; keep only the newest when busy
     fps: float = 30.0
     reconnects: int = 0
+    read_errors: int = 0  # reads of a live source that returned no frame (each one starts a reconnect)
     lost: int = 0  # frames that could not be decoded (skipped)
     strict: bool = False  # a lost frame stops the run (--strict)
     damage: tuple[str, ...] = ()  # what was lost and where, one phrase per place
@@ -190,9 +192,18 @@ class CaptureSource(Source):
         self.cap: Any = None
         self.frames = 0
         self.expected = 0  # a video file's frame count (0: unknown)
+        self.decoder: Decoder | None = None  # runtime/gpu_decode.py: NVDEC or a Jetson pipeline
 
     def _open_capture(self) -> Any:
-        cap = cv2.VideoCapture(self.target, self.api, self.params)
+        if self.decoder is not None and self.decoder.kind == "nvdec":
+            cap = open_nvdec(str(self.target), self.log)
+            if cap is not None:
+                return cap
+            self.decoder = None  # said in one line; OpenCV from now on
+        if self.decoder is not None and self.decoder.kind == "gstreamer":
+            cap = cv2.VideoCapture(self.decoder.pipeline, cv2.CAP_GSTREAMER)
+        else:
+            cap = cv2.VideoCapture(self.target, self.api, self.params)
         if not cap.isOpened():
             cap.release()
             return None
@@ -218,6 +229,7 @@ class CaptureSource(Source):
             return frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
         if not self.live:
             return self._past_damage()  # None at the end of the file
+        self.read_errors += 1
         return self._reconnect(stop)
 
     def _past_damage(self) -> np.ndarray | None:
@@ -334,7 +346,7 @@ def _network(url: str, reconnect_timeout: float, log: Log) -> CaptureSource:
         cv2.CAP_PROP_READ_TIMEOUT_MSEC,
         NETWORK_TIMEOUT_MS,
     ]
-    return CaptureSource(
+    source = CaptureSource(
         url,
         url,
         live=True,
@@ -347,6 +359,16 @@ def _network(url: str, reconnect_timeout: float, log: Log) -> CaptureSource:
         ),
         log=log,
     )
+    return _with_hardware_decoder(source, log)
+
+
+def _with_hardware_decoder(source: CaptureSource, log: Log) -> CaptureSource:
+    """Decode ``source`` with NVDEC or a Jetson's decoder where this machine has one (one line if not)."""
+    decoder = choose_decoder(str(source.target), has_gstreamer())
+    if decoder.note:
+        log(f"{source.description}: {decoder.note}")
+    source.decoder = decoder if decoder.kind != "opencv" else None
+    return source
 
 
 def _files(spec: str, log: Log) -> Source | None:
@@ -427,7 +449,7 @@ def open_source(
         raise PemError(f"--source {spec}: no such file or folder (expected {SOURCE_KINDS})")
     if not path.is_file() or not os.access(path, os.R_OK):
         raise PemError(f"--source {spec}: not a readable file")
-    return CaptureSource(
+    video = CaptureSource(
         str(path),
         f"video {path.name}",
         live=False,
@@ -438,3 +460,4 @@ def open_source(
         ),
         log=log,
     )
+    return _with_hardware_decoder(video, log)

@@ -9,6 +9,8 @@ Examples:
     pem stream --camera 0 --camera 1 --source rtsp://cam3/live --onnx m_dynamic.onnx   # batched, tiled
     pem stream --sources cameras.txt --headless --record out_{i}.mp4 --metrics all.json
     pem stream --sources cameras.txt --triton grpc://gpu-server:8001/pem_cityscapes --headless
+    pem stream --source rtsp://cam.local/live --headless --serve 0.0.0.0:8080 --metrics-port 9100
+    pem stream --source rtsp://cam.local/live --headless --results - | my_program   # JSON line per frame
 
 Keys in the window: q or Esc quits. Headless: Ctrl-C (or q + Enter on a terminal) stops; the recording
 and metrics are finalised on every way out. Never imports torch.
@@ -31,6 +33,7 @@ from typing import Any
 from pem_rt.command import run_command
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_write_text
+from pem_rt.log import configure
 
 DEFAULT_BATCH_TIMEOUT_MS = (
     10.0  # runtime.multistream.DEFAULT_BATCH_TIMEOUT (not imported: --help stays light)
@@ -139,6 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(source{i}.mp4 in it), or out.mp4 (the tiled preview)",
     )
     out.add_argument(
+        "--record-codec",
+        choices=("h264", "hevc", "mjpeg", "mp4v"),
+        default="h264",
+        help="codec of --record: h264 plays everywhere (default), hevc is smaller, mjpeg is cheapest to "
+        "encode, mp4v is MPEG-4 Part 2",
+    )
+    out.add_argument(
         "--save-masks",
         type=Path,
         metavar="DIR",
@@ -153,9 +163,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop at the first image or video frame that cannot be decoded (default: skip it, count it "
         "in the metrics as lost, and say where at the end)",
     )
+    out.add_argument(
+        "--results",
+        metavar="FILE|-",
+        help="one JSON line per frame (time, source, frame, class shares, panoptic segments with area and "
+        "box); - for stdout (messages then go to stderr)",
+    )
+    watch = p.add_argument_group("watching a headless run")
+    watch.add_argument(
+        "--serve",
+        metavar="[HOST:]PORT",
+        help="live view in a browser at http://HOST:PORT/ (MJPEG; every source side by side, legend, "
+        "FPS/latency); 127.0.0.1 unless HOST is given (0.0.0.0: the whole network, no authentication)",
+    )
+    watch.add_argument(
+        "--metrics-port",
+        metavar="[HOST:]PORT",
+        help="Prometheus metrics at http://HOST:PORT/metrics (per source: frames, dropped, reconnects, "
+        "decode errors, FPS, per-stage latency histograms; batch sizes); 127.0.0.1 unless HOST is given",
+    )
+    watch.add_argument(
+        "--linger",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="after the stream ends, keep --serve and --metrics-port up S seconds (SIGTERM/Ctrl-C ends)",
+    )
     out.add_argument("--alpha", type=float, default=0.5, help="opacity of the class colours, 0..1 (0.5)")
     out.add_argument("--no-hud", action="store_true", help="no HUD and legend on the overlay")
-    out.add_argument("--verbose", action="store_true", help="keep OpenCV/FFmpeg's own log messages")
+    out.add_argument(
+        "--verbose", action="store_true", help="every message of OpenCV/FFmpeg and the libraries, unfiltered"
+    )
     return p
 
 
@@ -241,7 +279,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.max_batch is not None and args.max_batch < 1:
         raise PemError(f"--max-batch {args.max_batch}: must be at least 1")
     quiet_opencv(args.verbose)
-    log = lambda msg: print(msg, flush=True)  # noqa: E731
+    field = run_output_options(args)
+    log = configure(args.verbose, stderr=field.results == "-").info  # the project logger (pem_rt/log.py)
     specs = source_specs(args.inputs)
     check_outputs(args.metrics, args.save_masks, args.record if len(specs) <= 1 else None)
     if args.triton is not None:
@@ -277,10 +316,31 @@ def _run(args: argparse.Namespace) -> int:
     note = batch_note(segmenter.backend.path, segmenter.meta.batch, segmenter.max_batch, len(sources))
     if note:
         log(note)
-    run = stream_run_from_args(args, show)
-    if len(sources) == 1:
-        return _run_single(run, sources[0], segmenter, log)
-    return _run_multi(run, sources, segmenter, log)
+    from runtime.run_outputs import open_run_outputs
+
+    names = [source.description for source in sources]
+    with open_run_outputs(field, segmenter.meta, names, log) as watched:
+        run = stream_run_from_args(args, show, watched.sinks)
+        if len(sources) == 1:
+            return _run_single(run, sources[0], segmenter, log, watched)
+        return _run_multi(run, sources, segmenter, log, watched)
+
+
+def run_output_options(args: argparse.Namespace) -> Any:
+    """--serve, --metrics-port, --results, --linger as runtime.run_outputs.RunOutputOptions."""
+    from runtime.live_view import parse_serve
+    from runtime.run_outputs import RunOutputOptions
+
+    if args.linger < 0:
+        raise PemError(f"--linger {args.linger:g}: must be >= 0 seconds")
+    return RunOutputOptions(
+        serve=parse_serve(args.serve) if args.serve is not None else None,
+        metrics_at=parse_serve(args.metrics_port, "--metrics-port")
+        if args.metrics_port is not None
+        else None,
+        results=args.results,
+        linger=args.linger,
+    )
 
 
 def batch_note(model: Path | str, static: int, limit: int, count: int) -> str | None:
@@ -319,7 +379,7 @@ class StreamRun:
     max_batch: int | None
 
 
-def stream_run_from_args(args: argparse.Namespace, show: bool) -> StreamRun:
+def stream_run_from_args(args: argparse.Namespace, show: bool, sinks: tuple[Any, ...] = ()) -> StreamRun:
     from runtime.output_stage import Outputs
 
     outputs = Outputs(
@@ -329,6 +389,8 @@ def stream_run_from_args(args: argparse.Namespace, show: bool) -> StreamRun:
         alpha=args.alpha,
         hud=not args.no_hud,
         progress_every=0.0 if show else 5.0,
+        record_codec=args.record_codec,
+        sinks=sinks,
     )
     return StreamRun(
         outputs, args.frames, args.metrics, args.resize, args.batch_timeout / 1e3, args.max_batch
@@ -394,9 +456,10 @@ def _wrote(run: StreamRun, recorded: Sequence[Path], masks: str, log: Any) -> No
         log(f"wrote {run.metrics}")
 
 
-def _run_single(run: StreamRun, source: Any, segmenter: Any, log: Any) -> int:
+def _run_single(run: StreamRun, source: Any, segmenter: Any, log: Any, watched: Any) -> int:
     from runtime.metrics import STAGES
     from runtime.pipeline import Pipeline
+    from runtime.telemetry import Watched
 
     source.open()
     meta = segmenter.meta
@@ -405,6 +468,7 @@ def _run_single(run: StreamRun, source: Any, segmenter: Any, log: Any) -> int:
         f"on {segmenter.name} ({run.resize}; {'live: newest frames kept' if source.live else 'every frame'})"
     )
     pipeline = Pipeline(segmenter, source, run.outputs, run.frames, log=log)
+    watched.watch([Watched(0, source.description, pipeline.metrics, _read_errors(source))])
 
     def metrics_json(error: str | None) -> dict[str, Any]:
         info = {"source": source.description, "live": source.live}
@@ -437,8 +501,9 @@ def _run_single(run: StreamRun, source: Any, segmenter: Any, log: Any) -> int:
     return 0
 
 
-def _run_multi(run: StreamRun, sources: list[Any], segmenter: Any, log: Any) -> int:
+def _run_multi(run: StreamRun, sources: list[Any], segmenter: Any, log: Any, watched: Any) -> int:
     from runtime.multistream import MultiStream
+    from runtime.telemetry import Watched
 
     meta = segmenter.meta
     multi = MultiStream(
@@ -458,6 +523,9 @@ def _run_multi(run: StreamRun, sources: list[Any], segmenter: Any, log: Any) -> 
     for lane in multi.lanes:
         kind = "live: newest frames kept" if lane.source.live else "every frame"
         log(f"  source {lane.index}: {lane.source.description} ({kind})")
+    lanes = [Watched(lane.index, lane.source.description, lane.metrics, _read_errors(lane.source))
+             for lane in multi.lanes]  # fmt: skip
+    watched.watch(lanes, multi.metrics)
 
     def metrics_json(error: str | None) -> dict[str, Any]:
         info = [
@@ -493,6 +561,10 @@ def _run_multi(run: StreamRun, sources: list[Any], segmenter: Any, log: Any) -> 
         names = ", ".join(lane.source.description for lane in empty)
         raise PemError(f"{names}: delivered no frames (empty or unreadable)")
     return 0
+
+
+def _read_errors(source: Any) -> Callable[[], int]:
+    return lambda: int(source.read_errors)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

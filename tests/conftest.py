@@ -115,3 +115,64 @@ def trained_tiny(tmp_path_factory: pytest.TempPathFactory) -> TrainedTiny:
             log_file.write_text(result.stdout[-5000:] + result.stderr[-5000:])
             assert result.returncode == 0, log_file.read_text()
     return TrainedTiny(data, run, log_file.read_text())
+
+
+# Your own data: the synthetic street relabelled for a drivable-area camera
+# (training/data/synthetic_custom.py), written in a dataset.yaml layout, and the tiny architecture
+# trained on it with the demo's recipe.
+CUSTOM_DATA = {"train": 96, "val": 16, "size": (128, 256), "seed": 5}
+CUSTOM_RECIPE = [
+    "--preset", "tiny", "--crop", "128x256", "--base-size", "128", "--batch-size", "8", "--iters", "250",
+    "--lr", "2e-3", "--warmup-iters", "20", "--points", "512", "--workers", "1", "--threads", "1",
+    "--no-progress",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TrainedCustom:
+    data: Path  # the dataset (dataset.yaml + images + masks or COCO json)
+    run: Path  # run folder of `pem train --preset tiny` on it
+    log: str
+
+
+def train_custom(
+    tmp_path_factory: pytest.TempPathFactory, name: str, layout: str, classes: str, *flags: str
+) -> TrainedCustom:
+    """Write the dataset and train on it once per test run (shared by xdist workers)."""
+    from training.data.synthetic_custom import write_custom_dataset
+
+    folder = shared_dir(tmp_path_factory, name)
+    data, run = folder / "data", folder / "run"
+    with FileLock(str(folder / ".lock")):
+        log_file = folder / "train.log"
+        if not (run / "summary.json").is_file():
+            write_custom_dataset(data, layout, classes=classes, **CUSTOM_DATA)  # type: ignore[arg-type]
+            env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+            result = subprocess.run(
+                [sys.executable, "-m", "pem_rt.cli", "train", *CUSTOM_RECIPE, *flags, "--data", str(data),
+                 "--out", str(run)],
+                capture_output=True, text=True, timeout=2400, env=env,
+            )  # fmt: skip
+            log_file.write_text(result.stdout[-8000:] + result.stderr[-5000:])
+            assert result.returncode == 0, log_file.read_text()
+    return TrainedCustom(data, run, log_file.read_text())
+
+
+@pytest.fixture(scope="session")
+def custom_folders_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedCustom:
+    """5 classes in semantic folders, evaluated every 25 steps (the from-scratch curve)."""
+    return train_custom(tmp_path_factory, "custom_folders", "folders", "drivable5", "--eval-every", "25")
+
+
+@pytest.fixture(scope="session")
+def custom_coco_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedCustom:
+    """The same 5 classes as COCO instances (polygons, compressed and uncompressed RLE)."""
+    return train_custom(tmp_path_factory, "custom_coco", "coco", "drivable5", "--eval-every", "50")
+
+
+@pytest.fixture(scope="session")
+def custom_panoptic_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedCustom:
+    """COCO instances with 2 stuff and 2 thing classes, trained as a panoptic model."""
+    return train_custom(
+        tmp_path_factory, "custom_panoptic", "coco", "street4", "--task", "panoptic", "--eval-every", "50"
+    )

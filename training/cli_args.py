@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from pem_rt.errors import PemError
-from training.model.config import PRESETS, ModelConfig, get_preset, with_ablation
+from training.dataset_meta import DatasetMeta
+from training.model.config import ARCHITECTURES, PRESETS, ModelConfig, get_preset, with_ablation
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -13,7 +14,8 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--preset",
         default="cityscapes-r50",
-        help=f"model preset (default: cityscapes-r50); one of: {', '.join(PRESETS)}",
+        help=f"model: an architecture ({', '.join(ARCHITECTURES)}) whose classes come from the data "
+        f"(pem train; elsewhere Cityscapes'), or one of: {', '.join(PRESETS)} (default: cityscapes-r50)",
     )
     group.add_argument(
         "--cross-attention",
@@ -36,11 +38,12 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def model_config_from_args(args: argparse.Namespace) -> ModelConfig:
+def model_config_from_args(args: argparse.Namespace, dataset: DatasetMeta | None = None) -> ModelConfig:
+    """The model the flags ask for; an architecture preset gets ``dataset``'s classes."""
     if args.decoder_layers is not None and args.decoder_layers < 1:
         raise PemError(f"--decoder-layers must be >= 1, got {args.decoder_layers}")
     return with_ablation(
-        get_preset(args.preset),
+        get_preset(args.preset, dataset),
         cross_attention=args.cross_attention,
         use_csm=False if args.no_csm else None,
         num_layers=args.decoder_layers,

@@ -24,7 +24,8 @@ import torch
 from pem_rt.command import run_command
 from pem_rt.errors import PemError
 from training.checkpoint import load_checkpoint
-from training.data.loader import DATASET_NAMES, DEFAULTS, open_dataset
+from training.data.loader import DATASET_NAMES, dataset_defaults, open_dataset
+from training.data.spec import spec_file
 from training.evaluator import EvalResult, evaluate_files, evaluate_model
 from training.model import build_model
 from training.model.config import with_ablation
@@ -39,7 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--predictions", type=Path, help="folder of saved prediction files (see --help text)")
     p.add_argument("--data", type=Path, required=True, help="dataset root")
     p.add_argument(
-        "--dataset", choices=DATASET_NAMES, default=None, help="dataset format (default: the model's)"
+        "--dataset",
+        choices=DATASET_NAMES,
+        default=None,
+        help="dataset format (default: the model's; custom where DIR/dataset.yaml exists)",
     )
     p.add_argument("--split", default="val", help="split to evaluate (default val)")
     p.add_argument(
@@ -69,22 +73,29 @@ def _run(args: argparse.Namespace) -> None:
                 f"checkpoint {args.checkpoint} predicts {cfg.num_classes} classes ({cfg.dataset.name}) but "
                 f"dataset {dataset} has {len(source.meta.classes)}; evaluate it on its own dataset"
             )
+        if cfg.dataset.classes != source.meta.classes:
+            raise PemError(
+                f"checkpoint {args.checkpoint} predicts the classes {list(cfg.dataset.classes)} but "
+                f"{args.data} names {list(source.meta.classes)}; evaluate it on the dataset it was trained on"
+            )
         device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         model = build_model(cfg)
         model.load_state_dict(ckpt.model)
         model.to(device).eval()
-        short = args.short_side if args.short_side is not None else DEFAULTS[dataset][2]
+        short = args.short_side if args.short_side is not None else dataset_defaults(dataset)[2]
         if args.save_predictions:
             args.save_predictions.mkdir(parents=True, exist_ok=True)
         result: EvalResult = evaluate_model(model, source, panoptic, short, args.limit, args.save_predictions)
         default_json = args.checkpoint.with_name(f"{args.checkpoint.stem}_eval_{args.split}.json")
     else:
-        if args.dataset is None:
-            raise PemError("--predictions needs --dataset (cityscapes, ade20k or coco-panoptic)")
-        panoptic = (
-            args.task or ("panoptic" if args.dataset == "coco-panoptic" else "semantic")
-        ) == "panoptic"
-        source = open_dataset(args.dataset, args.data, args.split, panoptic)
+        dataset = args.dataset or ("custom" if spec_file(args.data) is not None else None)
+        if dataset is None:
+            raise PemError(
+                "--predictions needs --dataset (cityscapes, ade20k or coco-panoptic) unless --data holds a "
+                "dataset.yaml"
+            )
+        panoptic = (args.task or ("panoptic" if dataset == "coco-panoptic" else "semantic")) == "panoptic"
+        source = open_dataset(dataset, args.data, args.split, panoptic)
         result = evaluate_files(args.predictions, source, panoptic, args.limit)
         default_json = args.predictions / f"eval_{args.split}.json"
     if result.images == 0:

@@ -19,6 +19,7 @@ from pathlib import Path
 from pem_rt.command import run_command
 from pem_rt.sizes import size_arg
 from training.cli_args import add_model_args, model_config_from_args
+from training.data.choose import choose_dataset
 from training.data.loader import DATASET_NAMES
 from training.data.transforms import AugmentConfig
 from training.losses.criterion import LossConfig
@@ -39,9 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_model_args(p)
     d = p.add_argument_group("data")
-    d.add_argument("--data", type=Path, required=True, help="dataset root (e.g. the Cityscapes folder)")
     d.add_argument(
-        "--dataset", choices=DATASET_NAMES, default=None, help="dataset format (default: the preset's)"
+        "--data",
+        type=Path,
+        required=True,
+        help="dataset root (the Cityscapes folder, or one with dataset.yaml)",
+    )
+    d.add_argument(
+        "--dataset",
+        choices=DATASET_NAMES,
+        default=None,
+        help="dataset format (default: custom where DIR/dataset.yaml exists, else the preset's)",
     )
     d.add_argument("--train-split", default="train", help="training split (default train)")
     d.add_argument(
@@ -83,7 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--no-object-weight", type=float, default=0.1)
     w = p.add_argument_group("weights and run")
     w.add_argument("--backbone-weights", type=Path, default=None, help="ImageNet backbone (.pth/.pkl)")
-    w.add_argument("--weights", type=Path, default=None, help="initial weights: official PEM or a PEM-RT .pt")
+    w.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        help="initial weights: official PEM or a PEM-RT .pt, of any classes (what fits is kept, the class "
+        "head re-initialised; both are printed)",
+    )
+    w.add_argument(
+        "--freeze-backbone", action="store_true", help="train without updating the backbone (small datasets)"
+    )
     w.add_argument(
         "--resume",
         nargs="?",
@@ -110,9 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` of the parsed flags; what they leave open comes from the dataset's recipe."""
-    model = model_config_from_args(args)
-    data = DataConfig(args.data, args.dataset, args.train_split, args.val_split, args.workers)
-    recipe = recipe_for(data.dataset or model.dataset.name)
+    dataset, data_classes = choose_dataset(args.preset, args.dataset, args.data)
+    model = model_config_from_args(args, data_classes)
+    data = DataConfig(args.data, dataset, args.train_split, args.val_split, args.workers)
+    recipe = recipe_for(dataset)
     out = args.out or Path("runs") / model.name
     resume = None
     if args.resume is not None:
@@ -149,7 +168,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             args.eval_limit,
             args.eval_short_side if args.eval_short_side is not None else recipe.eval_short_side,
         ),
-        checkpoint=CheckpointConfig(args.checkpoint_every, resume, args.weights, args.backbone_weights),
+        checkpoint=CheckpointConfig(
+            args.checkpoint_every, resume, args.weights, args.backbone_weights, args.freeze_backbone
+        ),
         device=args.device,
         threads=args.threads,
         progress=not args.no_progress,

@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pem_rt.errors import PemError
-from training.data.loader import DEFAULTS
+from training.data.loader import dataset_defaults
 from training.data.transforms import AugmentConfig
 from training.losses.criterion import LossConfig
 from training.model.config import ModelConfig
 from training.optim import OptimConfig
 
 # Reference base learning rates (configs of the PEM repository): Cityscapes 7e-4, ADE20K 4e-4.
-DEFAULT_LR = {"cityscapes": 7e-4, "ade20k": 4e-4, "coco-panoptic": 1e-4}
+DEFAULT_LR = {"cityscapes": 7e-4, "ade20k": 4e-4, "coco-panoptic": 1e-4, "custom": 4e-4}
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,9 @@ class Recipe:
 
 
 def recipe_for(dataset: str) -> Recipe:
-    crop, base, short = DEFAULTS[dataset]
-    return Recipe(crop, base, short, DEFAULT_LR[dataset])
+    """The benchmark's recipe, or for a dataset.yaml dataset ("custom") ADE20K-like defaults."""
+    crop, base, short = dataset_defaults(dataset)
+    return Recipe(crop, base, short, DEFAULT_LR.get(dataset, DEFAULT_LR["custom"]))
 
 
 @dataclass(frozen=True)
@@ -88,12 +89,14 @@ class EvalConfig:
 @dataclass(frozen=True)
 class CheckpointConfig:
     """Args: every: write last.pt every N steps; resume: a checkpoint to continue from; weights:
-    initial weights (official PEM or a PEM-RT .pt); backbone_weights: an ImageNet backbone."""
+    initial weights (official PEM or a PEM-RT .pt, of any classes: training/model/transfer.py);
+    backbone_weights: an ImageNet backbone; freeze_backbone: train everything but the backbone."""
 
     every: int = 1000
     resume: Path | None = None
     weights: Path | None = None
     backbone_weights: Path | None = None
+    freeze_backbone: bool = False
 
 
 @dataclass(frozen=True)

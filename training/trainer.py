@@ -21,13 +21,15 @@ from tqdm import tqdm
 
 from pem_rt.errors import PemError
 from training import distributed
-from training.checkpoint import Checkpoint, load_checkpoint, read_torch_file, save_checkpoint
+from training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from training.data.loader import TrainDataset, TrainSampler, collate_train, open_dataset
 from training.data.records import DatasetSource
+from training.dataset_check import startup_check
 from training.evaluator import EvalResult, evaluate_model
 from training.losses.criterion import SetCriterion
 from training.model import PEM, ModelConfig, build_model
-from training.model.weights import load_backbone, load_official
+from training.model.transfer import freeze_backbone, load_weights
+from training.model.weights import load_backbone
 from training.optim import build_optimizer, build_scheduler
 from training.run_log import MetricsLog, final_report
 from training.train_config import TrainConfig
@@ -38,22 +40,14 @@ def check_dataset_matches(cfg: ModelConfig, source: DatasetSource) -> None:
     if cfg.num_classes != len(source.meta.classes) or cfg.dataset.name != source.meta.name:
         raise PemError(
             f"preset {cfg.name} predicts {cfg.num_classes} {cfg.dataset.name} classes but dataset "
-            f"{source.meta.name} has {len(source.meta.classes)}; use a {source.meta.name}-* preset"
+            f"{source.meta.name} has {len(source.meta.classes)}; use a {source.meta.name}-* preset, or an "
+            "architecture (--preset tiny|stdc1|stdc2|r50) that takes the data's classes"
         )
 
 
 def load_initial_weights(model: PEM, path: Path) -> str:
-    data = read_torch_file(path) if path.suffix != ".pkl" else None
-    if isinstance(data, dict) and data.get("format") == "pem-rt/1":
-        ckpt = load_checkpoint(path)
-        if ckpt.config.num_classes != model.cfg.num_classes:
-            raise PemError(
-                f"--weights {path} predicts {ckpt.config.num_classes} classes ({ckpt.config.name}) but the "
-                f"preset {model.cfg.name} has {model.cfg.num_classes}; choose the matching preset"
-            )
-        model.load_state_dict(ckpt.model)
-        return f"loaded PEM-RT checkpoint {path} (step {ckpt.extra.get('step', '?')})"
-    return f"loaded official weights {path}: " + load_official(model, path).summary().replace("\n", "; ")
+    """``--weights``: what fits is kept, the class head re-initialised for other classes (printed)."""
+    return "\n".join(load_weights(model, path).lines())
 
 
 def amp_mode(requested: str, device: torch.device) -> str:
@@ -98,9 +92,13 @@ class _Parts:
     amp: str
 
 
-def _open_data(config: TrainConfig) -> tuple[DatasetSource, DatasetSource | None]:
+def _open_data(config: TrainConfig, main: bool) -> tuple[DatasetSource, DatasetSource | None]:
     panoptic = config.model.inference.task == "panoptic"
     d = config.data
+    if (
+        config.dataset == "custom"
+    ):  # every file read once before the first step: a bad one is a clear line now
+        startup_check(d.root, (d.train_split, d.val_split), config.progress and main)
     source = open_dataset(config.dataset, d.root, d.train_split, panoptic)
     check_dataset_matches(config.model, source)
     val_source = open_dataset(config.dataset, d.root, d.val_split, panoptic) if d.val_split else None
@@ -118,6 +116,8 @@ def _build_parts(
         log(f"backbone: {summary}".replace("\n", "; "))
     if config.checkpoint.weights:
         log(load_initial_weights(model, config.checkpoint.weights))
+    if config.checkpoint.freeze_backbone:
+        log(freeze_backbone(model))
     model.to(device)
     if info.enabled:
         model = distributed.convert_sync_batchnorm(model, device)  # type: ignore[assignment]
@@ -150,7 +150,7 @@ def _train(config: TrainConfig, info: distributed.DistInfo, device: torch.device
         raise PemError(
             f"{run_dir} already holds a run (last.pt); pass --resume to continue it or another --out"
         )
-    source, val_source = _open_data(config)
+    source, val_source = _open_data(config, info.main)
     log = print if info.main else (lambda *a, **k: None)
     parts = _build_parts(config, info, device, log)
     torch.manual_seed(sched.seed + info.rank)

@@ -77,6 +77,10 @@ def test_fp32_fp16_int8_engines_and_cache_reuse(
         if precision == "--int8":
             assert any("int8" in layer["dtypes"] for layer in sidecar.layers)
             assert "calibrating" in out
+            # quiet: TensorRT's 49 "Converting conv weight scales" (and the like) come as one line each
+            lines = (out + err).replace("\r", "\n").splitlines()
+            assert len([line for line in lines if line.strip() and "batch/s" not in line]) <= 15, out + err
+            assert "Converting conv weight scales to fp32. [" in out
     code, out, err = _build(["--int8", *common, "--calib-data", "skimage", "--calib-batches", "4"], capsys)
     assert code == 0, err
     assert "skipping calibration" in out
@@ -190,3 +194,21 @@ def test_calibration_video_source(tmp_path: Path) -> None:
     writer.release()
     frames = read_frames(video, (64, 128), 5)
     assert len(frames) == 5 and frames[0].mean() < frames[-1].mean()
+
+
+@pytest.mark.slow
+def test_int8_build_prints_at_most_15_lines(exported: Exported, plugin_library: Path, tmp_path: Path) -> None:
+    """What a user sees (a separate process, every file descriptor): at most 15 lines without --verbose;
+    --verbose passes TensorRT's repeated messages through one by one."""
+    _, path = exported("cityscapes-tiny", debug=False)
+    onnx_path = _copy(path, tmp_path)
+    cmd = [sys.executable, "-m", "pem_rt.cli", "build-engine", "--int8", "--onnx", str(onnx_path), "--target",
+           "sm86,sm89", "--plugins", str(plugin_library), "--calib-data", "skimage"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    quiet = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    assert quiet.returncode == 0, quiet.stdout + quiet.stderr
+    lines = (quiet.stdout + quiet.stderr).replace("\r", "\n").splitlines()
+    shown = [line for line in lines if line.strip() and "batch/s" not in line]
+    assert len(shown) <= 15, "\n".join(shown)
+    loud = subprocess.run([*cmd, "--verbose"], capture_output=True, text=True, env=env, timeout=900)
+    assert loud.returncode == 0 and loud.stdout.count("Converting conv weight scales to fp32") >= 40

@@ -20,16 +20,19 @@ from pem_rt.errors import PemError
 from training.data.ade20k import ADE20K
 from training.data.cityscapes import Cityscapes
 from training.data.coco_panoptic import COCOPanoptic
+from training.data.custom import open_custom
 from training.data.records import DatasetSource, read_rgb
 from training.data.targets import panoptic_targets, semantic_targets
 from training.data.transforms import AugmentConfig, augment
 
-DATASET_NAMES = ("cityscapes", "ade20k", "coco-panoptic")
+BENCHMARKS = ("cityscapes", "ade20k", "coco-panoptic")
+DATASET_NAMES = (*BENCHMARKS, "custom")  # custom: any dataset described by DIR/dataset.yaml
 # (crop, base short side, eval short side or None = native) per dataset, as the reference configures
 DEFAULTS: dict[str, tuple[tuple[int, int], int, int | None]] = {
     "cityscapes": ((512, 1024), 1024, None),
     "ade20k": ((512, 512), 512, 512),
     "coco-panoptic": ((1024, 1024), 1024, 800),
+    "custom": ((512, 512), 512, None),
 }
 PAD_RGB = (124, 116, 104)  # ImageNet mean: padding normalises to ~0
 
@@ -47,7 +50,12 @@ def open_dataset(name: str, root: str | Path, split: str, panoptic: bool) -> Dat
         return ADE20K(root, split, panoptic=panoptic)
     if name == "coco-panoptic":
         return COCOPanoptic(root, split)
-    raise PemError(f"unknown dataset '{name}'; choose one of: {', '.join(DATASET_NAMES)}")
+    return open_custom(root, split, panoptic)  # "custom", or a checkpoint's own dataset name
+
+
+def dataset_defaults(name: str) -> tuple[tuple[int, int], int, int | None]:
+    """(crop, base short side, eval short side) of a benchmark, or the custom datasets' defaults."""
+    return DEFAULTS.get(name, DEFAULTS["custom"])
 
 
 class TrainDataset(Dataset[dict[str, Any]]):

@@ -1,10 +1,11 @@
 """Typed model configuration: one frozen dataclass tree, presets as plain functions.
 
-Preset names are ``<dataset>-<backbone>``: datasets ``cityscapes`` (19 classes), ``ade20k`` (150),
-``coco-panoptic`` (133); backbones ``r50``, ``stdc1``, ``stdc2``, and ``tiny`` (a narrow STDC1 used by
-tests and the demo). The paper's ablations are fields: ``decoder.cross_attention`` ("pem" or "masked"),
-``pixel_decoder.use_csm`` and ``decoder.num_layers``; change them with :func:`dataclasses.replace` or
-:func:`with_ablation`.
+Architecture presets ``tiny``, ``stdc1``, ``stdc2``, ``r50`` take their classes from the data
+(:data:`ARCHITECTURES`). Dataset presets are ``<dataset>-<backbone>``: datasets ``cityscapes`` (19
+classes), ``ade20k`` (150), ``coco-panoptic`` (133); backbones ``r50``, ``stdc1``, ``stdc2``, and
+``tiny`` (a narrow STDC1 used by tests and the demo). The paper's ablations are fields:
+``decoder.cross_attention`` ("pem" or "masked"), ``pixel_decoder.use_csm`` and ``decoder.num_layers``;
+change them with :func:`dataclasses.replace` or :func:`with_ablation`.
 """
 
 from __future__ import annotations
@@ -162,12 +163,34 @@ def _presets() -> dict[str, Callable[[], ModelConfig]]:
 
 PRESETS: dict[str, Callable[[], ModelConfig]] = _presets()
 
+# Architecture alone; the classes come from the data (`pem train --preset tiny --data DIR`).
+ARCHITECTURES: dict[str, Callable[[DatasetMeta], ModelConfig]] = {
+    "r50": lambda d: _paper(d, "resnet50", "semantic"),
+    "stdc1": lambda d: _paper(d, "stdc1", "semantic"),
+    "stdc2": lambda d: _paper(d, "stdc2", "semantic"),
+    "tiny": lambda d: _tiny(d, "semantic"),
+}
 
-def get_preset(name: str) -> ModelConfig:
-    """Return the preset ``name``; an unknown name is a one-line error listing the valid ones."""
+
+def get_preset(name: str, dataset: DatasetMeta | None = None) -> ModelConfig:
+    """Return the preset ``name``; an unknown name is a one-line error listing the valid ones.
+
+    An architecture name (``tiny``, ``stdc1``, ``stdc2``, ``r50``) is built for ``dataset``'s classes
+    (Cityscapes' when None) and named ``<dataset>-<architecture>``.
+    """
+    if name in ARCHITECTURES:
+        return ARCHITECTURES[name](dataset or CITYSCAPES)
     if name not in PRESETS:
-        raise PemError(f"unknown preset '{name}'; choose one of: {', '.join(PRESETS)}")
+        raise PemError(
+            f"unknown preset '{name}'; choose an architecture ({', '.join(ARCHITECTURES)}) or one of: "
+            f"{', '.join(PRESETS)}"
+        )
     return PRESETS[name]()
+
+
+def architecture(cfg: ModelConfig) -> ModelConfig:
+    """``cfg`` without what depends on the data or the task: two models of one architecture compare equal."""
+    return dataclasses.replace(cfg, name="", dataset=CITYSCAPES, inference=InferenceConfig())
 
 
 def with_ablation(

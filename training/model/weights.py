@@ -171,10 +171,15 @@ def load_official(model: nn.Module, path: str | os.PathLike[str]) -> ImportRepor
     return import_official_state(model, read_state_dict(path))
 
 
+def map_official_state(state: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], list[str]]:
+    """Official PEM (detectron2) names -> ours; also the official keys that carry no weights of ours."""
+    ignored = [k for k in state if _IGNORED_OFFICIAL.match(k)]
+    return {official_to_ours(k): v for k, v in state.items() if not _IGNORED_OFFICIAL.match(k)}, ignored
+
+
 def import_official_state(model: nn.Module, state: Mapping[str, Tensor]) -> ImportReport:
     """Load a state dict with official PEM (detectron2) names into our PEM model."""
-    unexpected = [k for k in state if _IGNORED_OFFICIAL.match(k)]
-    mapped = {official_to_ours(k): v for k, v in state.items() if not _IGNORED_OFFICIAL.match(k)}
+    mapped, unexpected = map_official_state(state)
     report = _load_mapped(model, mapped, [])
     report.unexpected = [ours_to_official(k) for k in report.unexpected] + unexpected
     return report
