@@ -333,7 +333,9 @@ def write_repo(
         for folder in (staging, staging / str(version)):
             folder.chmod(0o777 & ~umask())
         reach(f"triton-repo-staged:{name}")
-        if target.exists():
+        if target.exists() and _exchange(staging, target):
+            reach(f"triton-repo-swapping:{name}")  # staging now holds the old folder, removed below
+        elif target.exists():
             old = target.with_name(f".{name}.old")
             shutil.rmtree(old, ignore_errors=True)
             os.replace(target, old)
@@ -345,6 +347,19 @@ def write_repo(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
 
 
 def recover_repo(repo: Path, name: str) -> None:
