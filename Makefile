@@ -22,7 +22,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install system-packages test test-all lint typecheck demo bench plugins clean
+.PHONY: install system-packages test test-all lint typecheck demo bench plugins fuzz clean
 
 install: system-packages $(STAMP)
 
@@ -60,6 +60,16 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all
+
+# Every parser of a file a user may hand us, fuzzed with atheris for FUZZ_RUNS executions each (only the
+# project's PemError may come out; a crash stops with the input saved as build/fuzz/crash-*).
+FUZZ_RUNS ?= 1000000
+FUZZ_TARGETS := sidecar onnx_metadata calibration_cache annotations sources_file checkpoint
+fuzz: $(STAMP)
+	mkdir -p build/fuzz
+	for t in $(FUZZ_TARGETS); do \
+	  $(PY) -m tests.fuzz.run $$t -runs=$(FUZZ_RUNS) -artifact_prefix=build/fuzz/ build/fuzz/$$t || exit 1; \
+	done
 
 test-all: system-packages $(STAMP)
 	$(PY) -m pytest

@@ -55,7 +55,7 @@ class Sampler(threading.Thread):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python benchmarks/stream_soak.py", description=__doc__.splitlines()[0])
     kind = p.add_mutually_exclusive_group()
-    kind.add_argument("--onnx", type=Path, help="deployable ONNX (default: newest under runs/)")
+    kind.add_argument("--onnx", type=Path, help="deployable ONNX (default: the reference graph under runs/)")
     kind.add_argument("--engine", type=Path, help="TensorRT engine")
     p.add_argument("--minutes", type=float, default=10.0, help="how long to run (default 10)")
     p.add_argument("--size", default="360x640", help="synthetic frame size HxW (default 360x640)")

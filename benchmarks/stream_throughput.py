@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python benchmarks/stream_throughput.py", description=__doc__.splitlines()[0]
     )
     kind = p.add_mutually_exclusive_group()
-    kind.add_argument("--onnx", type=Path, help="deployable ONNX (default: newest under runs/)")
+    kind.add_argument("--onnx", type=Path, help="deployable ONNX (default: the reference graph under runs/)")
     kind.add_argument("--engine", type=Path, help="TensorRT engine")
     p.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = one per core)")

@@ -25,9 +25,9 @@ from calibration.cache import CalibrationKey, frames_digest, read_cache, write_c
 from calibration.frames import read_frames
 from calibration.quantize import QuantizeReport, quantize_int8
 from calibration.ranges import METHODS, activation_tensors, collect_ranges
-from pem_rt.artifacts import require_newest
 from pem_rt.engine_meta import sha256_file
 from pem_rt.errors import PemError
+from pem_rt.lineage import INT8, SCRATCH, pick_reference, require_reference
 from pem_rt.model_meta import ModelMeta
 
 
@@ -62,17 +62,20 @@ class CalibrationResult:
 
 
 def calibrate(
-    reference: Path, out: Path, config: CalibrationConfig, keep_out: Sequence[str] = ()
+    reference: Path, out: Path, config: CalibrationConfig, keep_out: Sequence[str] = (), role: str = INT8
 ) -> CalibrationResult:
     """Calibrate ``reference`` (a graph from `pem export`) and write its INT8 Q/DQ graph to ``out``.
 
     ``keep_out``: names of nodes kept out of INT8 besides ``config.exclude``. The cache defaults to
-    ``<reference stem>.calib``.
+    ``<reference stem>.calib``. ``role``: the lineage role of the result (INT8, or SCRATCH for `pem
+    compare`'s graphs, which may also calibrate its scratch export). A cache that does not hold a scale
+    for every activation tensor (a damaged or older cache) is recomputed.
     """
     if config.method not in METHODS:
         raise PemError(f"unknown --calib-method {config.method}; choose one of {', '.join(METHODS)}")
     start = time.perf_counter()
     meta = ModelMeta.from_onnx(reference)
+    require_reference(reference, also=(role,) if role == SCRATCH else ())
     if meta.batch not in (0, 1):
         raise PemError(
             f"{reference} has a static batch of {meta.batch}; calibrate a batch-1 or dynamic export"
@@ -88,28 +91,28 @@ def calibrate(
         num_frames=len(frames),
         frames_sha256=frames_digest(frames),
     )
-    reused = read_cache(cache, key) is not None
+    tensors = activation_tensors(onnx.load(str(reference)), exclude_nodes=keep_out)
+    scales = read_cache(cache, key)
+    if scales is not None and set(scales) != set(tensors):
+        missing = len(set(tensors) - set(scales))
+        print(f"calibration cache {cache} lacks {missing} of {len(tensors)} tensors: calibrating again")
+        scales = None
+    reused = scales is not None
     if reused:
         print(
             f"calibration cache {cache} matches (model, size, {config.method}, {len(frames)} frames): "
             "skipping calibration"
         )
     else:
-        tensors = activation_tensors(onnx.load(str(reference)), exclude_nodes=keep_out)
         print(f"calibrating {len(tensors)} activation tensors on {len(frames)} frames ({config.method})")
         amax = collect_ranges(reference, tensors, frames, config.method, config.percentile)
         write_cache(cache, key, amax)
         print(f"wrote calibration cache {cache}")
     excluded = (*keep_out, *config.exclude)
-    report = quantize_int8(reference, out, cache, frames[:1], excluded, config.high_precision)
+    report = quantize_int8(reference, out, cache, frames[:1], excluded, config.high_precision, role)
     return CalibrationResult(out, cache, reused, report, time.perf_counter() - start)
 
 
 def default_reference() -> Path:
-    return require_newest(
-        "exported model",
-        ["*.onnx"],
-        "--onnx",
-        "pem export --size HxW",
-        keep=lambda p: not p.name.endswith((".trt.onnx", ".int8.onnx", ".fp16.onnx")),
-    )
+    """The reference graph under runs/ (by lineage: never an FP16, INT8, TensorRT or comparison graph)."""
+    return pick_reference("--onnx")

@@ -4,14 +4,18 @@ Strongly typed builds only (what TensorRT 10/11 and TensorRT-RTX share): FP32 as
 converting the ONNX with ModelOpt AutoCast (export/precision.py), INT8 by explicit Q/DQ from calibration
 (calibration/). Then graph surgery swaps in our plugins (export/surgery.py; which ones per flavour:
 ``--dcn``/``--prototype-selection``, export/engine_strategy.py), the plugin library is checked against this
-machine's driver, loaded and embedded in the engine, and the engine + sidecar are written atomically.
-Graphs without plugins can also be built version-compatible, hardware-compatible or for the DLA.
+machine's driver, loaded and embedded in the engine, and the engine + sidecar are written atomically as one
+unit: the sidecar holds the engine's size and SHA-256 and is renamed into place first, so a kill between the
+two renames leaves an old engine that its new sidecar refuses, never a pair that verifies but does not
+belong together. Graphs without plugins can also be built version-compatible, hardware-compatible or for
+the DLA.
 `python export/build_engine.py inspect ENGINE` prints an engine's sidecar and layers.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shlex
 import sys
@@ -25,7 +29,7 @@ from typing import Any
 import onnx
 from tqdm import tqdm
 
-from calibration.calibrate import CalibrationConfig, default_reference
+from calibration.calibrate import CalibrationConfig
 from calibration.cli_args import add_calibration_args, config_from_args
 from calibration.frames import read_frames
 from export.calibrate import calibrate_for_tensorrt
@@ -48,11 +52,20 @@ from export.surgery import (
 )
 from pem_rt.command import run_command
 from pem_rt.driver import check_driver, library_cuda_runtime
-from pem_rt.engine_meta import EngineSidecar, TensorInfo, read_sidecar, sha256_file, write_sidecar
+from pem_rt.engine_meta import (
+    EngineSidecar,
+    TensorInfo,
+    read_sidecar,
+    sha256_file,
+    verify_engine,
+    write_sidecar,
+)
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_path, atomic_write_bytes
+from pem_rt.lineage import TENSORRT_GRAPH, derived, pick_reference, require_reference, stamp
 from pem_rt.log import RepeatCounter, library_messages, native_output
 from pem_rt.model_meta import ModelMeta
+from pem_rt.paths import check_output_dir, check_output_file
 from pem_rt.trt import TensorRT, load_tensorrt, parse_targets
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -193,7 +206,7 @@ def build_engine(
         )
     if options.timing_cache is not None and cache is not None:
         atomic_write_bytes(options.timing_cache, bytes(cache.serialize()))
-    atomic_write_bytes(engine, bytes(serialized))
+    data = bytes(serialized)
     layers = layer_summary(trt, network)
     sidecar = EngineSidecar(
         model=meta,
@@ -215,8 +228,13 @@ def build_engine(
         hardware_compat=options.portability.hardware_compat,
         dla_core=options.portability.dla_core,
         postprocess=meta.postprocess,
+        engine_size=len(data),
+        engine_sha256=hashlib.sha256(data).hexdigest(),
+        parent_sha256=sha256_file(trt_onnx),
     )
-    write_sidecar(engine, sidecar)
+    with atomic_path(engine) as tmp:  # the sidecar is renamed first, then the engine (see the docstring)
+        tmp.write_bytes(data)
+        write_sidecar(engine, sidecar)
     print(
         f"built {engine} ({engine.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.0f} s: "
         f"{describe_layers(layers)}"
@@ -325,6 +343,7 @@ def prepare_graph(
         )
     model = onnx.load(str(typed))
     trt_model, dcn, sel = to_tensorrt_graph(model, str(typed), strategy)
+    stamp(trt_model, derived(typed, model, TENSORRT_GRAPH))
     trt_onnx = typed.with_name(f"{typed.stem}{strategy.tag()}.trt.onnx")
     with atomic_path(trt_onnx) as tmp:
         onnx.save(trt_model, tmp)
@@ -337,7 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pem build-engine", description=__doc__.splitlines()[0].split(": ", 1)[1]
     )
     p.add_argument(
-        "--onnx", type=Path, help="reference graph from `pem export` (default: newest under runs/)"
+        "--onnx",
+        type=Path,
+        help="reference graph from `pem export` (default: the reference graph under runs/, by lineage)",
     )
     prec = p.add_mutually_exclusive_group()
     for name in PRECISIONS:
@@ -434,22 +455,27 @@ def _build(args: argparse.Namespace, argv: Sequence[str], messages: RepeatCounte
         targets = ("sm86",)
         print("no --target given: building for sm86 (RTX 30xx/A-series); name yours, e.g. --target sm89")
     precision = args.precision or "fp16"
-    reference = args.onnx or default_reference()
+    reference = args.onnx or pick_reference("--onnx")
     if not reference.is_file():
         raise PemError(f"--onnx {reference} does not exist; export one with `pem export --size HxW`")
+    require_reference(reference)
     meta = ModelMeta.from_onnx(reference)
     if any(n.domain == PLUGIN_DOMAIN for n in onnx.load(str(reference), load_external_data=False).graph.node):
         raise PemError(f"--onnx {reference} already has plugin nodes; pass the graph `pem export` wrote")
     strategy = resolve_strategy(trt, args.dcn, args.prototype_selection)
     portability = Portability(args.version_compatible, args.hardware_compat, args.dla_core)
     check_request(trt, strategy, portability, precision)
+    engine = args.out or reference.parent / engine_name(reference.stem, precision, targets, trt, strategy)
+    check_output_file(engine, "--out", "model.engine")
+    check_output_file(args.timing_cache, "--timing-cache", "timing.cache")
+    check_output_file(args.calib_cache, "--calib-cache", "model.calib")
+    check_output_dir(reference.parent, "--onnx's folder")
     if not strategy.plugin_free:
         load_plugins(trt, args.plugins)  # fail early, before minutes of conversion or calibration
     if precision == "int8" and args.calib_data is None:
         raise PemError("--int8 needs --calib-data: an image folder, a video, or 'skimage'")
     calib = config_from_args(args, default_data="skimage")
     _, trt_onnx = prepare_graph(reference, precision, calib, strategy)
-    engine = args.out or reference.parent / engine_name(reference.stem, precision, targets, trt, strategy)
     options = BuildOptions(
         precision,
         targets,
@@ -474,10 +500,16 @@ def inspect_engine(engine: Path) -> None:
     if not engine.is_file():
         raise PemError(f"engine {engine} does not exist; build one with `pem build-engine`")
     sidecar = read_sidecar(engine)
+    verified = verify_engine(engine, sidecar)
     info = {k: v for k, v in sidecar.to_json().items() if k not in ("layers", "model")}
     print(json.dumps(info, indent=2))
     m = sidecar.model
     print(f"model: {m.name}, {m.task}, {m.input_height}x{m.input_width}, {len(m.classes)} classes")
+    print(
+        "engine matches its sidecar (size and SHA-256)"
+        if verified
+        else "engine not verified: its sidecar predates engine hashes"
+    )
     inspected = _engine_inspector_layers(engine, sidecar.flavour)
     if inspected is not None:
         print("layers of the built engine (TensorRT engine inspector):")

@@ -30,7 +30,9 @@ from export.precision import convert_fp16
 from pem_rt.command import run_command
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_write_text
+from pem_rt.lineage import SCRATCH, Lineage
 from pem_rt.model_meta import DEFAULT_POSTPROCESS, POSTPROCESS_MODES, ModelMeta
+from pem_rt.paths import check_output_dir
 from pem_rt.sizes import size_arg
 from training.metrics import SemanticMetric
 
@@ -317,14 +319,18 @@ def _debug_export(
         return Path(config.onnx)
     path = config.out / f"{model.cfg.name}_semantic_{size[0]}x{size[1]}.{postprocess}.debug.onnx"
     print(f"exporting the FP32 graph ({postprocess} post-processing) with debug outputs to {path}")
-    export_onnx(model, path, size, "semantic", debug=True, postprocess=postprocess)
+    export_onnx(model, path, size, "semantic", debug=True, postprocess=postprocess, lineage=Lineage(SCRATCH))
     return path
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pem compare", description=__doc__.splitlines()[0].split(": ", 1)[1])
     src = p.add_argument_group("model")
-    src.add_argument("--checkpoint", type=Path, help="PEM-RT checkpoint (default: newest under runs/)")
+    src.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="PEM-RT checkpoint (default: best.pt of the one training run under runs/)",
+    )
     src.add_argument("--preset", help="check the checkpoint is this preset")
     src.add_argument("--weights", type=Path, help=argparse.SUPPRESS)
     src.add_argument("--random-weights", action="store_true", help=argparse.SUPPRESS)
@@ -424,6 +430,7 @@ def compare(config: CompareConfig) -> int:
         raise PemError("the engine backend needs --engine FILE (built with `pem build-engine`)")
     if config.engine is not None and not config.engine.is_file():
         raise PemError(f"--engine {config.engine} does not exist; build one with `pem build-engine`")
+    check_output_dir(config.out, "--out")
     config.out.mkdir(parents=True, exist_ok=True)
     model = load_model(config.model)[0] if ("torch" in kinds or config.onnx is None) else None
     meta: ModelMeta | None = None
@@ -489,13 +496,14 @@ def _onnx_variant(config: CompareConfig, name: str, fp32: Path, size: tuple[int,
         return fp32
     if name == "fp16":
         path = config.out / f"{fp32.stem}.fp16.onnx"
-        convert_fp16(fp32, path, read_frames(config.calib_data or "skimage", size, 16))
+        convert_fp16(fp32, path, read_frames(config.calib_data or "skimage", size, 16), role=SCRATCH)
         return path
     method = name.split("-", 1)[1]
     path = config.out / f"{fp32.stem}.int8-{method}.onnx"
     calib = config.calib_data or (_train_split_images(config, config.data) if config.data else "skimage")
     cache = config.out / f"{fp32.stem}.{method}.calib"
-    calibrate_for_tensorrt(fp32, path, CalibrationConfig(calib, method, config.calib_batches, cache=cache))
+    calib_config = CalibrationConfig(calib, method, config.calib_batches, cache=cache)
+    calibrate_for_tensorrt(fp32, path, calib_config, role=SCRATCH)
     return path
 
 

@@ -21,11 +21,14 @@ import onnx
 import torch
 
 from export.deploy_model import DeployModel
-from pem_rt.artifacts import require_newest, runs_root
+from pem_rt.artifacts import runs_root
 from pem_rt.command import run_command
+from pem_rt.engine_meta import sha256_file
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_path
+from pem_rt.lineage import REFERENCE, Lineage, pick_checkpoint, stamp
 from pem_rt.model_meta import DEFAULT_POSTPROCESS, POSTPROCESS_MODES, ModelMeta
+from pem_rt.paths import check_output_file
 from pem_rt.sizes import size_arg
 from training.checkpoint import load_checkpoint
 from training.model import PEM, build_model, get_preset
@@ -81,7 +84,7 @@ def model_meta(
     )
 
 
-def export_onnx(
+def export_onnx(  # noqa: PLR0913 (one parameter per export flag; all but the first four have defaults)
     model: PEM,
     path: Path,
     size: tuple[int, int],
@@ -90,9 +93,11 @@ def export_onnx(
     debug: bool = False,
     opset: int = DEFAULT_OPSET,
     postprocess: str = DEFAULT_POSTPROCESS,
+    lineage: Lineage | None = None,
 ) -> ModelMeta:
     """Export ``model`` to ``path`` (atomically). ``batch=0`` makes the batch dimension dynamic;
-    ``postprocess`` is "exact" or "fast" (export/deploy_model.py), recorded in the metadata."""
+    ``postprocess`` is "exact" or "fast" (export/deploy_model.py), recorded in the metadata.
+    ``lineage``: what the graph is (a reference graph by default) and the checkpoint's SHA-256."""
     check_size(size, model.cfg.size_divisibility)
     deploy = DeployModel(model, task, debug, postprocess).eval()
     example = torch.randint(0, 256, (max(batch, 2) if batch == 0 else batch, *size, 3), dtype=torch.uint8)
@@ -116,6 +121,7 @@ def export_onnx(
     proto.ir_version = IR_VERSION
     meta = model_meta(model, task, size, batch, opset, postprocess)
     set_metadata(proto, meta.to_props())
+    stamp(proto, lineage or Lineage(REFERENCE))
     onnx.checker.check_model(proto, full_check=True)
     with atomic_path(path) as tmp:
         onnx.save(proto, tmp)
@@ -156,7 +162,8 @@ class ModelSource:
     """Where a model comes from (`--checkpoint`, `--preset`, `--weights`, `--random-weights`).
 
     Args:
-        checkpoint: a PEM-RT checkpoint; None = the newest under runs/ (unless weights are named).
+        checkpoint: a PEM-RT checkpoint; None = best.pt of the one training run under runs/ (unless
+            weights are named).
         preset: the preset the model must be; required with ``weights`` or ``random_weights``.
         weights: official PEM (detectron2) weights for ``preset``.
         random_weights: ``preset`` with random weights (tests, benchmarks).
@@ -181,9 +188,7 @@ def load_model(source: ModelSource) -> tuple[PEM, Path | None]:
         if source.weights:
             print(load_official(model, source.weights).summary())
         return model.eval(), None
-    path = source.checkpoint or require_newest(
-        "checkpoint", ["best.pt", "last.pt"], "--checkpoint", "pem train --data DIR"
-    )
+    path = source.checkpoint or pick_checkpoint("--checkpoint")
     ckpt = load_checkpoint(path)
     if source.preset and source.preset != ckpt.config.name:
         get_preset(source.preset)  # an unknown name is its own error
@@ -203,7 +208,7 @@ def default_output(checkpoint: Path | None, model: PEM, task: str, size: tuple[i
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pem export", description=__doc__.splitlines()[0].split(": ", 1)[1])
-    src = p.add_argument_group("model source (default: the newest checkpoint under runs/)")
+    src = p.add_argument_group("model source (default: best.pt of the one training run under runs/)")
     src.add_argument("--checkpoint", type=Path, help="PEM-RT checkpoint written by `pem train`")
     src.add_argument("--preset", help="check the checkpoint is this preset; required with --weights")
     src.add_argument("--weights", type=Path, help="official PEM (detectron2) checkpoint, with --preset")
@@ -244,8 +249,20 @@ def _run(args: argparse.Namespace) -> int:
     check_size(args.size, model.cfg.size_divisibility)
     batch = 0 if args.dynamic_batch else args.batch
     out = args.out or default_output(checkpoint, model, task, args.size)
+    check_output_file(out, "--out", "model.onnx")
     start = time.perf_counter()
-    meta = export_onnx(model, out, args.size, task, batch, args.debug_outputs, args.opset, args.postprocess)
+    parent = sha256_file(checkpoint) if checkpoint else ""
+    meta = export_onnx(
+        model,
+        out,
+        args.size,
+        task,
+        batch,
+        args.debug_outputs,
+        args.opset,
+        args.postprocess,
+        Lineage(REFERENCE, parent),
+    )
     print(
         f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {meta.task}, {meta.postprocess} post-processing, "
         f"outputs {', '.join(meta.outputs)}) "

@@ -33,11 +33,12 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from pem_rt.artifacts import require_newest
 from pem_rt.command import run_command
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_path
+from pem_rt.lineage import TENSORRT_GRAPH, derived, pick_reference, require_reference, stamp
 from pem_rt.model_meta import ModelMeta
+from pem_rt.paths import check_output_file
 from plugins.loader import PLUGIN_NAMESPACE, PLUGIN_VERSION
 from plugins.onnx_ops import DEFORM_CONV as DEFORM_CONV_OP
 from plugins.onnx_ops import PLUGIN_DOMAIN, PLUGIN_OPSET
@@ -362,7 +363,9 @@ def to_tensorrt_graph(
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pem surgery", description=__doc__.splitlines()[0].split(": ", 1)[1])
     p.add_argument(
-        "--onnx", type=Path, help="reference graph (default: the newest exported .onnx under runs/)"
+        "--onnx",
+        type=Path,
+        help="reference (or FP16/INT8) graph (default: the reference graph under runs/, by lineage)",
     )
     p.add_argument("--out", type=Path, help="output (default: <input stem>.trt.onnx beside the input)")
     p.add_argument(
@@ -382,15 +385,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> None:
-    src = args.onnx or require_newest(
-        "exported model",
-        ["*.onnx"],
-        "--onnx",
-        "pem export --size HxW",
-        keep=lambda p: not p.name.endswith((".trt.onnx", ".int8.onnx", ".fp16.onnx")),
-    )
+    src = args.onnx or pick_reference("--onnx")
     if not Path(src).is_file():
         raise PemError(f"--onnx {src} does not exist; export one with `pem export --size HxW`")
+    require_reference(Path(src), also=("fp16", "int8"))
+    out = args.out or Path(src).with_suffix(".trt.onnx")
+    check_output_file(out, "--out", "model.trt.onnx")
     try:
         model = onnx.load(str(src))
     except Exception as e:  # protobuf decode errors of a damaged file
@@ -399,6 +399,7 @@ def _run(args: argparse.Namespace) -> None:
         ) from None
     strategy = PluginStrategy(args.dcn, args.prototype_selection)
     out_model, dcn, sel = to_tensorrt_graph(model, str(src), strategy)
+    stamp(out_model, derived(Path(src), model, TENSORRT_GRAPH))
     out = args.out or Path(src).with_name(f"{Path(src).stem}{strategy.tag()}.trt.onnx")
     if Path(out).resolve() == Path(src).resolve():
         raise PemError(f"--out {out} is the input graph; name another file")

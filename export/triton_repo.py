@@ -34,6 +34,8 @@ from typing import Any
 
 from pem_rt.command import run_command
 from pem_rt.errors import PemError
+from pem_rt.files import process_alive, umask
+from pem_rt.killpoints import reach
 from pem_rt.model_meta import ModelMeta
 
 PLATFORMS = {"tensorrt_plan": "model.plan", "onnxruntime_onnx": "model.onnx"}
@@ -334,7 +336,8 @@ def write_repo(
     library = _plugin_library(model, plugins) if model.plugin_sha256 else None
 
     repo.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=repo))
+    recover_repo(repo, name)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.{os.getpid()}-", suffix=".staging", dir=repo))
     try:
         (staging / str(version)).mkdir()
         shutil.copyfile(model.source, staging / str(version) / PLATFORMS[model.platform])
@@ -342,11 +345,16 @@ def write_repo(
             shutil.copyfile(library, staging / PLUGIN_FILE)
         (staging / "config.pbtxt").write_text(text)
         (staging / "README.md").write_text(readme_text(model, name, repo))
-        staging.chmod(0o755)
-        if target.exists():
+        for folder in (staging, staging / str(version)):
+            folder.chmod(0o777 & ~umask())
+        reach(f"triton-repo-staged:{name}")
+        if target.exists() and _exchange(staging, target):
+            reach(f"triton-repo-swapping:{name}")  # staging now holds the old folder, removed below
+        elif target.exists():
             old = target.with_name(f".{name}.old")
             shutil.rmtree(old, ignore_errors=True)
             os.replace(target, old)
+            reach(f"triton-repo-swapping:{name}")
             os.replace(staging, target)
             shutil.rmtree(old, ignore_errors=True)
         else:
@@ -354,6 +362,33 @@ def write_repo(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def recover_repo(repo: Path, name: str) -> None:
+    """Undo what a killed run left: its staging folders, and a model folder moved aside but not replaced
+    (put back, so what existed before is there again)."""
+    for staging in repo.glob(f".{name}.*.staging"):
+        pid = staging.name[len(name) + 2 :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
+            shutil.rmtree(staging, ignore_errors=True)
+    old, target = repo / f".{name}.old", repo / name
+    if old.is_dir() and not target.exists():
+        os.replace(old, target)
+    elif old.exists():
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _plugin_library(model: ServedModel, plugins: Path | None) -> Path:
@@ -419,6 +454,9 @@ def default_name(meta: ModelMeta) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pem_rt.paths import check_output_dir
+
+    check_output_dir(args.repo, "--repo")
     model = describe(args.model, args.platform, args.max_batch)
     name = args.name or default_name(model.meta)
     folder = write_repo(

@@ -5,7 +5,10 @@ model metadata (:class:`pem_rt.model_meta.ModelMeta`), precision, TensorRT flavo
 compute capabilities, the plugin library's SHA-256 and CUDA runtime version (the driver it needs), which
 subgraphs are plugins (``dcn``, ``prototype_selection``), the portable-engine properties, the engine's I/O,
 the post-processing mode of the graph it was built from ("exact" or "fast"; sidecars written before the
-mode existed read as exact), and the command that built it.
+mode existed read as exact), and the command that built it; its lineage (role ``engine``, the SHA-256 of
+the TensorRT graph it was built from, ``onnx_sha256`` the reference graph's) and the engine's own size and
+SHA-256, so an engine and a sidecar that do not belong together (an interrupted build, a copied file) are
+refused with the command that rebuilds them.
 """
 
 from __future__ import annotations
@@ -52,6 +55,10 @@ class EngineSidecar:
     hardware_compat: str = "none"  # none | ampere+
     dla_core: int | None = None
     postprocess: str = "exact"  # the graph's post-processing (pem_rt.model_meta.POSTPROCESS_MODES)
+    engine_size: int = 0  # bytes of the engine file (0: a sidecar written before this was recorded)
+    engine_sha256: str = ""
+    role: str = "engine"
+    parent_sha256: str = ""  # the TensorRT graph (with plugin nodes) the engine was built from
     format: str = SIDECAR_FORMAT
 
     def to_json(self) -> dict[str, Any]:
@@ -81,7 +88,20 @@ def read_sidecar(engine: str | os.PathLike[str]) -> EngineSidecar:
     if not path.is_file():
         raise PemError(f"{engine} has no sidecar {path.name}; rebuild it with `pem build-engine`")
     try:
-        d = json.loads(path.read_text())
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise PemError(
+            f"{path} is not a readable engine sidecar ({e}); rebuild with `pem build-engine`"
+        ) from None
+    return parse_sidecar(text, str(path))
+
+
+def parse_sidecar(text: str, path: str) -> EngineSidecar:
+    """The sidecar in ``text`` (read from ``path``); a PemError naming it when it is not a valid one."""
+    try:
+        d = json.loads(text)
+        if not isinstance(d, dict):
+            raise ValueError("not a JSON object")
         if d.get("format") != SIDECAR_FORMAT:
             raise ValueError(f"format {d.get('format')!r}")
         model = ModelMeta.from_json(d["model"], str(path))
@@ -108,11 +128,35 @@ def read_sidecar(engine: str | os.PathLike[str]) -> EngineSidecar:
             hardware_compat=str(d.get("hardware_compat", "none")),
             dla_core=None if d.get("dla_core") is None else int(d["dla_core"]),
             postprocess=postprocess,
+            engine_size=int(d.get("engine_size", 0)),
+            engine_sha256=str(d.get("engine_sha256", "")),
+            role=str(d.get("role", "engine")),
+            parent_sha256=str(d.get("parent_sha256", "")),
         )
-    except (ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         raise PemError(
             f"{path} is not a valid engine sidecar ({e}); rebuild with `pem build-engine`"
         ) from None
+
+
+def verify_engine(engine: str | os.PathLike[str], sidecar: EngineSidecar) -> bool:
+    """Refuse an engine that is not the one its sidecar describes (size, SHA-256), naming the rebuild
+    command. Returns False for a sidecar written before engines were hashed (nothing to check)."""
+    if not sidecar.engine_sha256:
+        return False
+    rebuild = sidecar.build_command or "pem build-engine"
+    size = os.path.getsize(engine)
+    if size != sidecar.engine_size or sha256_file(engine) != sidecar.engine_sha256:
+        what = (
+            f"{size} bytes, the sidecar says {sidecar.engine_size}"
+            if size != sidecar.engine_size
+            else "SHA-256"
+        )
+        raise PemError(
+            f"engine {engine} is not the one its sidecar {sidecar_path(engine).name} describes ({what}: "
+            f"an interrupted build or a replaced file); rebuild: {rebuild}"
+        )
+    return True
 
 
 def _profile(value: Any) -> tuple[int, int, int] | None:

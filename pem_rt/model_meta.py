@@ -100,7 +100,7 @@ class ModelMeta:
                         continue
                     raise KeyError(f.name)
                 values[f.name] = raw if f.type == "str" else json.loads(raw)
-        except (KeyError, json.JSONDecodeError) as e:
+        except (KeyError, json.JSONDecodeError, RecursionError) as e:
             raise PemError(
                 f"{source} has no PEM-RT metadata ({e}); export it with `pem export` (export/export_onnx.py)"
             ) from None
@@ -130,7 +130,15 @@ class ModelMeta:
                 postprocess=check_postprocess(d.get("postprocess", "exact")),
                 format=str(d.get("format", FORMAT_VERSION)),
             )
-        except (KeyError, TypeError, ValueError) as e:
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            IndexError,
+            OverflowError,
+            AttributeError,
+            RecursionError,
+        ) as e:
             raise PemError(f"{source}: malformed PEM-RT metadata ({e}); re-export the model") from None
 
 

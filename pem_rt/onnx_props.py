@@ -11,6 +11,8 @@ from __future__ import annotations
 import mmap
 import os
 
+from pem_rt.errors import PemError
+
 METADATA_PROPS = 14  # ModelProto.metadata_props
 _KEY, _VALUE = 1, 2  # StringStringEntryProto fields
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5  # the wire types ModelProto uses
@@ -67,14 +69,38 @@ def read_metadata_props(path: str | os.PathLike[str]) -> dict[str, str]:
         if size == 0:
             raise NotOnnx("empty file")
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            props: dict[str, str] = {}
-            for number, start, end in _fields(buf, 0, size):
-                if number != METADATA_PROPS:
-                    continue
-                entry = {n: buf[s:e] for n, s, e in _fields(buf, start, end)}
-                try:
-                    key = entry.get(_KEY, b"").decode("utf-8")
-                    props[key] = entry.get(_VALUE, b"").decode("utf-8")
-                except UnicodeDecodeError as e:
-                    raise NotOnnx(f"metadata is not UTF-8 ({e.reason})") from None
-            return props
+            return _props(buf, size)
+
+
+def _props(buf: bytes | mmap.mmap, size: int) -> dict[str, str]:
+    props: dict[str, str] = {}
+    for number, start, end in _fields(buf, 0, size):
+        if number != METADATA_PROPS:
+            continue
+        entry = {n: buf[s:e] for n, s, e in _fields(buf, start, end)}
+        try:
+            key = entry.get(_KEY, b"").decode("utf-8")
+            props[key] = entry.get(_VALUE, b"").decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise NotOnnx(f"metadata is not UTF-8 ({e.reason})") from None
+    return props
+
+
+def props_from_bytes(data: bytes, source: str) -> dict[str, str]:
+    """:func:`read_metadata_props` of bytes in memory; a PemError naming ``source`` when not ONNX."""
+    try:
+        return _props(data, len(data))
+    except NotOnnx as e:
+        raise PemError(
+            f"{source} is not a readable ONNX file ({e}); re-export it with `pem export`"
+        ) from None
+
+
+def read_props(path: str | os.PathLike[str]) -> dict[str, str]:
+    """:func:`read_metadata_props` with a one-line PemError naming the file when it cannot be read."""
+    try:
+        return read_metadata_props(path)
+    except OSError as e:
+        raise PemError(f"cannot read {path} ({e.strerror})") from None
+    except NotOnnx as e:
+        raise PemError(f"{path} is not a readable ONNX file ({e}); re-export it with `pem export`") from None

@@ -1,7 +1,7 @@
 """Real-time segmentation of camera, video, RTSP and image streams. Never imports torch.
 
     from runtime import Segmenter
-    seg = Segmenter("model.onnx")      # or an .engine; None = the newest artefact under runs/
+    seg = Segmenter("model.onnx")      # or an .engine; None = chosen by lineage under runs/
     result = seg(frame)                # BGR uint8 frame of any size -> result.labels uint8 [H, W]
 
 The CLI (`pem stream`, `python runtime/stream.py`) is built on :class:`Segmenter` and

@@ -158,6 +158,7 @@ class CaptureThread(threading.Thread):
                 start = time.perf_counter()
                 image = self.source.read(self.stop)
                 now = time.perf_counter()
+                self.metrics.lost = self.source.lost
                 if image is None:
                     break
                 self.metrics.add("capture", (now - start) * 1e3)

@@ -107,6 +107,7 @@ class StreamMetrics:
     captured: int = 0  # frames the source delivered
     dropped: int = 0  # live frames dropped because the pipeline was busy (the newest are kept)
     reconnects: int = 0
+    lost: int = 0  # frames the source could not decode (skipped images, damaged video frames)
     started: float = field(default_factory=time.perf_counter)
     first_output: float | None = None
     last_output: float | None = None
@@ -138,6 +139,7 @@ class StreamMetrics:
             "captured": self.captured,
             "dropped": self.dropped,
             "reconnects": self.reconnects,
+            "lost": self.lost,
             "fps": round(self.fps, 3),
             "wall_s": round(time.perf_counter() - self.started, 3),
             "latency_ms": {name: h.summary() for name, h in self.stages.items()},

@@ -1,7 +1,7 @@
 """``runtime.Segmenter``: one frame in, a label map at the frame's size out. The CLI is built on it.
 
 from runtime import Segmenter
-seg = Segmenter("runs/x/model.onnx")          # or an .engine; None = newest artefact under runs/
+seg = Segmenter("runs/x/model.onnx")          # or an .engine; None = chosen by lineage under runs/
 result = seg(frame)                           # frame: BGR uint8 [H, W, 3], any size
 result.labels                                 # uint8 [H, W] class ids, 255 = void
 result.panoptic, result.segments              # panoptic models: int32 segment ids + their classes
@@ -64,7 +64,7 @@ class Segmenter:
 
     Args:
         model: an ``.engine`` (TensorRT, checked against its sidecar) or ``.onnx`` (ONNX Runtime); None
-            picks the newest exported artefact under runs/ (``PEM_RUNS`` overrides); a
+            picks by lineage under runs/: the reference graph or its engine (``PEM_RUNS`` overrides); a
             ``grpc://HOST:PORT/MODEL`` string runs it on a Triton Inference Server (`pem triton-repo`).
         backend: auto (TensorRT for engines, falling back to ONNX Runtime where there is no GPU),
             tensorrt or onnxruntime.

@@ -5,6 +5,11 @@ sources (camera, network, GStreamer, paced synthetic) deliver frames at their ow
 keeps only the newest; files deliver every frame. Cameras and network streams that stop delivering are
 reopened with exponential back-off (0.5 s doubling to 4 s) until ``reconnect_timeout`` has passed, each
 attempt reported in one line; then the run ends with one error line.
+
+Sources report what they lose: an image of a folder that cannot be decoded is skipped with a warning, and
+frames of a video file that cannot be decoded are skipped (the video said to be damaged from where it
+broke); both are counted in ``lost`` and described in ``damage`` for the metrics and the run's last
+lines. ``strict`` turns the first loss into the run's one error line instead.
 """
 
 from __future__ import annotations
@@ -69,6 +74,16 @@ class Source:
     fps: float = 30.0
     reconnects: int = 0
     read_errors: int = 0  # reads of a live source that returned no frame (each one starts a reconnect)
+    lost: int = 0  # frames that could not be decoded (skipped)
+    strict: bool = False  # a lost frame stops the run (--strict)
+    damage: tuple[str, ...] = ()  # what was lost and where, one phrase per place
+
+    def _lose(self, count: int, where: str, error: str) -> None:
+        """Count ``count`` lost frames at ``where``; with ``strict``, ``error`` ends the run instead."""
+        if self.strict:
+            raise PemError(f"{error} (--strict stops at the first frame that cannot be decoded)")
+        self.lost += count
+        self.damage = (*self.damage, where)
 
     def open(self) -> None:
         """Acquire the device/file/stream (idempotent); a PemError says why it cannot be."""
@@ -121,24 +136,29 @@ class SyntheticSource(Source):
 class ImageFilesSource(Source):
     """Images of a folder (sorted by name) or of a glob pattern, one frame each."""
 
-    def __init__(self, paths: list[Path], description: str) -> None:
+    def __init__(self, paths: list[Path], description: str, log: Log = print) -> None:
         self.paths = paths
         self.description = description
         self.fps = 10.0
+        self.log = log
         self._index = 0
+        self._delivered: list[Path] = []  # the image of each delivered frame (skipped ones are not)
 
     def read(self, stop: threading.Event) -> np.ndarray | None:
-        if self._index >= len(self.paths):
-            return None
-        path = self.paths[self._index]
-        self._index += 1
-        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if frame is None:
-            raise PemError(f"{path}: not a readable image (corrupt, or a format OpenCV cannot decode)")
-        return frame
+        while self._index < len(self.paths):
+            path = self.paths[self._index]
+            self._index += 1
+            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if frame is not None:
+                self._delivered.append(path)
+                return frame
+            why = f"{path}: not a readable image (corrupt, or a format OpenCV cannot decode)"
+            self._lose(1, path.name, why)
+            self.log(f"warning: {why}; skipped (--strict stops instead)")
+        return None
 
     def stem(self, index: int) -> str:
-        return self.paths[index].stem if index < len(self.paths) else super().stem(index)
+        return self._delivered[index].stem if index < len(self._delivered) else super().stem(index)
 
 
 class CaptureSource(Source):
@@ -171,6 +191,7 @@ class CaptureSource(Source):
         self.log = log
         self.cap: Any = None
         self.frames = 0
+        self.expected = 0  # a video file's frame count (0: unknown)
         self.decoder: Decoder | None = None  # runtime/gpu_decode.py: NVDEC or a Jetson pipeline
 
     def _open_capture(self) -> Any:
@@ -196,6 +217,8 @@ class CaptureSource(Source):
             raise PemError(self.open_error or f"cannot open {self.description}")
         fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 1.0 <= fps <= 240.0 else 30.0
+        if not self.live:
+            self.expected = max(0, int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
 
     def read(self, stop: threading.Event) -> np.ndarray | None:
         if self.cap is None:
@@ -205,9 +228,29 @@ class CaptureSource(Source):
             self.frames += 1
             return frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
         if not self.live:
-            return None  # end of file
+            return self._past_damage()  # None at the end of the file
         self.read_errors += 1
         return self._reconnect(stop)
+
+    def _past_damage(self) -> np.ndarray | None:
+        """A video file stopped decoding before its last frame: skip what cannot be decoded, count it and
+        say where; None at the real end of the file."""
+        broke = self.frames + self.lost  # index of the frame that failed
+        if broke >= self.expected:
+            return None
+        error = f"{self.description} is damaged: frame {broke + 1} of {self.expected} cannot be decoded"
+        for tried in range(1, self.expected - broke):
+            ok, frame = self.cap.read()
+            if ok and frame is not None:
+                self._lose(tried, f"frames {broke + 1}-{broke + tried}", error)
+                self.frames += 1
+                return frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        self._lose(
+            self.expected - broke,
+            f"frames {broke + 1}-{self.expected} (it broke at frame {broke + 1})",
+            error,
+        )
+        return None
 
     def _reconnect(self, stop: threading.Event) -> np.ndarray | None:
         self.cap.release()
@@ -328,21 +371,21 @@ def _with_hardware_decoder(source: CaptureSource, log: Log) -> CaptureSource:
     return source
 
 
-def _files(spec: str) -> Source | None:
+def _files(spec: str, log: Log) -> Source | None:
     """A folder, glob or single image; None when ``spec`` is none of these."""
     if any(c in spec for c in "*?["):
         paths = sorted(Path(p) for p in globlib.glob(spec) if is_image(Path(p)))
         if not paths:
             raise PemError(f"--source {spec}: the pattern matches no images ({', '.join(IMAGE_SUFFIXES)})")
-        return ImageFilesSource(paths, f"{len(paths)} images matching {spec}")
+        return ImageFilesSource(paths, f"{len(paths)} images matching {spec}", log)
     path = Path(spec)
     if path.is_dir():
         paths = sorted(p for p in path.iterdir() if p.is_file() and is_image(p))
         if not paths:
             raise PemError(f"--source {spec}: the folder has no images ({', '.join(IMAGE_SUFFIXES)})")
-        return ImageFilesSource(paths, f"{len(paths)} images in {spec}")
+        return ImageFilesSource(paths, f"{len(paths)} images in {spec}", log)
     if path.is_file() and is_image(path):
-        return ImageFilesSource([path], f"image {spec}")
+        return ImageFilesSource([path], f"image {spec}", log)
     return None
 
 
@@ -396,7 +439,7 @@ def open_source(
         return _gstreamer(spec, reconnect_timeout, log)
     if scheme == "file":
         spec = spec.split("://", 1)[1]
-    found = _files(spec)
+    found = _files(spec, log)
     if found is not None:
         if realtime:
             log("note: --realtime paces only the synthetic source; image files are all processed")

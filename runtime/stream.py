@@ -2,7 +2,7 @@
 
 Examples:
 
-    pem stream                                        # synthetic street scene, newest model under runs/
+    pem stream                                        # synthetic street scene, the model under runs/
     pem stream --camera 0 --engine runs/x/m_semantic_512x1024.fp16.native.trt10.9.0.engine
     pem stream --source rtsp://cam.local/live --onnx m.onnx --headless --record out.mp4
     pem stream --source frames/ --save-masks preds/ --headless --metrics metrics.json
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="keep reopening a lost camera or stream for S seconds (default 30)",
     )
-    model = p.add_argument_group("model (default: the newest engine or ONNX under runs/)")
+    model = p.add_argument_group("model (default: the reference graph under runs/, or its engine)")
     kind = model.add_mutually_exclusive_group()
     kind.add_argument("--engine", type=Path, help="TensorRT / TensorRT-RTX engine (with its .json sidecar)")
     kind.add_argument("--onnx", type=Path, help="deployable ONNX graph (pem export), run by ONNX Runtime")
@@ -158,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics", type=Path, metavar="FILE.json", help="frames, dropped, FPS, latency percentiles"
     )
     out.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first image or video frame that cannot be decoded (default: skip it, count it "
+        "in the metrics as lost, and say where at the end)",
+    )
+    out.add_argument(
         "--results",
         metavar="FILE|-",
         help="one JSON line per frame (time, source, frame, class shares, panoptic segments with area and "
@@ -205,6 +211,10 @@ def read_sources_file(path: Path) -> list[tuple[str, str]]:
         lines = path.read_text().splitlines()
     except OSError as e:
         raise PemError(f"--sources {path}: cannot read it ({e.strerror}); one source per line") from None
+    except UnicodeDecodeError as e:
+        raise PemError(
+            f"--sources {path}: not a text file (byte {e.start} is not UTF-8); one source per line"
+        ) from None
     found = []
     for number, line in enumerate(lines, 1):
         text = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""
@@ -245,6 +255,15 @@ def _stdin_quit(stop: Any) -> None:
         threading.Thread(target=watch, name="stdin-quit", daemon=True).start()
 
 
+def check_outputs(metrics: Path | None, masks: Path | None, record: Path | None) -> None:
+    """Every output path is checked before a source opens or a model loads."""
+    from pem_rt.paths import check_output_dir, check_output_file
+
+    check_output_file(metrics, "--metrics", "metrics.json")
+    check_output_dir(masks, "--save-masks")
+    check_output_file(record, "--record", "out.mp4")
+
+
 def _run(args: argparse.Namespace) -> int:
     from runtime.segmenter import Segmenter
     from runtime.sources import open_source, quiet_opencv
@@ -263,6 +282,7 @@ def _run(args: argparse.Namespace) -> int:
     field = run_output_options(args)
     log = configure(args.verbose, stderr=field.results == "-").info  # the project logger (pem_rt/log.py)
     specs = source_specs(args.inputs)
+    check_outputs(args.metrics, args.save_masks, args.record if len(specs) <= 1 else None)
     if args.triton is not None:
         from runtime.backends.triton_backend import parse_address
 
@@ -272,6 +292,7 @@ def _run(args: argparse.Namespace) -> int:
         camera = int(value) if kind == "camera" else None
         spec = value if kind == "source" else None
         sources.append(open_source(spec, camera, args.realtime, args.reconnect_timeout, log, seed=i))
+        sources[-1].strict = args.strict
     model = args.triton or args.engine or args.onnx
     segmenter = Segmenter(
         model,
@@ -458,8 +479,15 @@ def _run_single(run: StreamRun, source: Any, segmenter: Any, log: Any, watched: 
     log(
         f"{metrics.frames} frames, {metrics.fps:.1f} FPS, end-to-end latency p50/p90/p99 "
         f"{e2e.percentile(50):.1f}/{e2e.percentile(90):.1f}/{e2e.percentile(99):.1f} ms, "
-        f"dropped {metrics.dropped}, reconnects {metrics.reconnects} (stopped: {pipeline.state.reason})"
+        f"dropped {metrics.dropped}, reconnects {metrics.reconnects}, lost {source.lost} "
+        f"(stopped: {pipeline.state.reason})"
     )
+    if source.lost:
+        plural = "s were" if source.lost > 1 else " was"
+        log(
+            f"warning: {source.description}: {source.lost} frame{plural} not decodable and skipped "
+            f"({'; '.join(source.damage)})"
+        )
     stages = ", ".join(
         f"{s} {metrics.stages[s].percentile(50):.1f}"
         for s in STAGES

@@ -63,6 +63,14 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
             f"{path} is not a PEM-RT checkpoint; official PEM/detectron2 weights are imported with "
             "`--weights` (training.model.weights.load_official)"
         )
-    cfg = ModelConfig.from_dict(data["config"])
+    try:
+        cfg = ModelConfig.from_dict(data["config"])
+        model = data["model"]
+        if not isinstance(model, dict):
+            raise TypeError("its 'model' is not a state dict")
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise PemError(
+            f"{path} is a damaged PEM-RT checkpoint ({type(e).__name__}: {str(e)[:80]}); use an earlier one"
+        ) from None
     extra = {k: v for k, v in data.items() if k not in ("format", "config", "model")}
-    return Checkpoint(cfg, data["model"], extra)
+    return Checkpoint(cfg, model, extra)

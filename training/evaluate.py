@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> None:
+    from pem_rt.paths import check_output_dir, check_output_file
+
+    check_output_file(args.json, "--json", "eval.json")
+    check_output_dir(args.save_predictions, "--save-predictions")
     if args.checkpoint is not None:
         ckpt = load_checkpoint(args.checkpoint)
         cfg = ckpt.config if args.task is None else with_ablation(ckpt.config, task=args.task)

@@ -178,8 +178,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pem_rt.paths import check_output_dir
     from training.trainer import train
 
+    check_output_dir(args.out, "--out")
     return train(config_from_args(args))
 
 

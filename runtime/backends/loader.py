@@ -1,9 +1,10 @@
 """Choose and open a backend: TensorRT for engines, ONNX Runtime for ONNX graphs, and the fallback.
 
-With neither an engine nor an ONNX file, the newest exported artefact under runs/ is used: an engine when
-this machine can run one, else the newest reference ONNX. A ``grpc://`` address runs the model on a Triton
-Inference Server instead (runtime/backends/triton_backend.py). Whenever TensorRT cannot run here (no GPU, no
-TensorRT, no cuda-python) and ``backend`` is ``auto``, one line says why and ONNX Runtime runs instead.
+With neither an engine nor an ONNX file, the artefacts under runs/ are chosen by lineage
+(pem_rt/lineage.py): the reference graph, and an engine built from it when this machine can run one. A
+``grpc://`` address runs the model on a Triton Inference Server instead (runtime/backends/triton_backend.py).
+Whenever TensorRT cannot run here (no GPU, no TensorRT, no cuda-python) and ``backend`` is ``auto``, one
+line says why and ONNX Runtime runs instead.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pem_rt.artifacts import newest, require_newest
 from pem_rt.errors import PemError
 from runtime.backends.base import Backend, BackendUnavailable
 
@@ -34,10 +34,6 @@ def tensorrt_unavailable() -> str | None:
     except BackendUnavailable as e:
         return str(e)
     return None
-
-
-def _is_reference_onnx(p: Path) -> bool:
-    return not p.name.endswith(".trt.onnx")
 
 
 @dataclass(frozen=True)
@@ -74,7 +70,7 @@ def open_backend(
         return TritonBackend(triton)
     _check_choice(engine, onnx, options.backend)
     if engine is None and onnx is None:
-        engine, onnx = _newest_model(options.backend, log)
+        engine, onnx = _default_model(options.backend, log)
     if engine is not None:
         return _open_engine(engine, options, log)
     assert onnx is not None
@@ -92,18 +88,23 @@ def _check_choice(engine: Path | None, onnx: Path | None, backend: str) -> None:
         raise PemError("--backend tensorrt runs engines: pass --engine (build one with `pem build-engine`)")
 
 
-def _newest_model(backend: str, log: Callable[[str], None]) -> tuple[Path | None, Path | None]:
-    """(engine, None) or (None, onnx): the newest artefact under runs/ this machine can run."""
+def _default_model(backend: str, log: Callable[[str], None]) -> tuple[Path | None, Path | None]:
+    """(engine, None) or (None, reference graph) by lineage: an engine made from the reference graph when
+    TensorRT runs here, else the reference graph itself."""
+    from pem_rt.lineage import engines_of, pick_engine, pick_reference
+
     reason = tensorrt_unavailable() if backend != "onnxruntime" else "--backend onnxruntime"
-    found = newest(["*.engine"]) if reason is None else None
-    if found is not None:
-        log(f"using engine {found} (newest under runs/; pass --engine or --onnx to choose another)")
-        return found, None
+    reference = pick_reference("--onnx", log)
+    if reason is None:
+        found = pick_engine(reference, engines_of(reference), log)
+        if found is not None:
+            return found, None
+        reason = f"no engine built from {reference.name} under runs/"
     if backend == "tensorrt":
-        raise PemError(f"--backend tensorrt: {reason or 'no engine under runs/; run `pem build-engine`'}")
-    if reason and backend == "auto":
-        log(f"{reason}: using ONNX Runtime")
-    return None, require_newest("ONNX model", ["*.onnx"], "--onnx", EXPORT_COMMAND, _is_reference_onnx)
+        raise PemError(f"--backend tensorrt: {reason}; run `pem build-engine --onnx {reference}`")
+    if backend == "auto":
+        log(f"{reason}: using ONNX Runtime on the reference graph")
+    return None, reference
 
 
 def _open_onnx(onnx: Path, options: BackendOptions) -> Backend:

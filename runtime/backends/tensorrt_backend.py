@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from pem_rt.driver import check_driver, library_cuda_runtime
-from pem_rt.engine_meta import EngineSidecar, check_compatible, read_sidecar, sha256_file
+from pem_rt.engine_meta import EngineSidecar, check_compatible, read_sidecar, sha256_file, verify_engine
 from pem_rt.errors import PemError
 from pem_rt.model_meta import ModelMeta
 from pem_rt.trt import TensorRT, load_tensorrt
@@ -95,6 +95,7 @@ class TensorRTBackend:
         if not self.path.is_file():
             raise PemError(f"--engine {path}: no such file; build one with `pem build-engine`")
         sidecar = read_sidecar(self.path)
+        verify_engine(self.path, sidecar)
         check_sidecar_io(self.path, sidecar)
         self.meta: ModelMeta = sidecar.model
         try:
@@ -286,17 +287,18 @@ class TensorRTBackend:
 
 def sibling_onnx(engine: Path, onnx_sha256: str = "") -> Path | None:
     """The reference ONNX an engine was built from: same folder, its stem a prefix of the engine's name
-    (``m_semantic_512x1024.onnx`` -> ``m_semantic_512x1024.fp16.sm86.rtx1.7.engine``), never a .trt.onnx;
-    the one whose SHA-256 is the sidecar's ``onnx_sha256`` first."""
+    (``m_semantic_512x1024.onnx`` -> ``m_semantic_512x1024.fp16.sm86.rtx1.7.engine``), a reference graph by
+    its lineage (never the FP16, INT8 or TensorRT graph beside it); with the sidecar's ``onnx_sha256``, only
+    the graph of that SHA-256."""
+    from pem_rt.lineage import REFERENCE, graphs
+
     candidates = [
-        p
-        for p in engine.parent.glob("*.onnx")
-        if p.is_file() and not p.name.endswith(".trt.onnx") and engine.name.startswith(p.stem + ".")
+        g.path
+        for g in graphs(engine.parent)
+        if g.path.parent == engine.parent
+        and g.role == REFERENCE
+        and engine.name.startswith(g.path.stem + ".")
     ]
-    if not candidates:
-        return None
     if onnx_sha256:
-        for p in candidates:
-            if sha256_file(p) == onnx_sha256:
-                return p
-    return max(candidates, key=lambda p: len(p.name))
+        return next((p for p in candidates if sha256_file(p) == onnx_sha256), None)
+    return max(candidates, key=lambda p: len(p.name)) if candidates else None

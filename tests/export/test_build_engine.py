@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -176,19 +175,10 @@ def test_interrupted_build_keeps_the_previous_engine(
     ]
     assert main(args) == 0
     before = engine.read_bytes()
-    proc = subprocess.Popen(
-        [sys.executable, "export/build_engine.py", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:  # kill it once TensorRT is building
-        if "wrote" in line and ".trt.onnx" in line:
-            time.sleep(0.5)
-            os.kill(proc.pid, signal.SIGKILL)
-            break
-    proc.wait(timeout=60)
+    # killed once TensorRT is building: right after the TensorRT graph is written (a deterministic hook)
+    env = {**os.environ, "PEM_KILL_AT": "after-rename:*.trt.onnx"}
+    proc = subprocess.run([sys.executable, "export/build_engine.py", *args], env=env, capture_output=True)
+    assert proc.returncode == -signal.SIGKILL
     assert engine.read_bytes() == before
     read_sidecar(engine)  # still valid
 

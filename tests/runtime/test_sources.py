@@ -77,7 +77,16 @@ def test_synthetic_scene_is_deterministic_and_has_ground_truth() -> None:
 def test_image_stems_and_unreadable_images(tmp_path: Path) -> None:
     cv2.imwrite(str(tmp_path / "a.png"), np.zeros((8, 8, 3), np.uint8))
     (tmp_path / "b.jpg").write_bytes(b"junk")
-    source = open_source(str(tmp_path))
+    (tmp_path / "c.png").write_bytes((tmp_path / "a.png").read_bytes())
+    said: list[str] = []
+    source = open_source(str(tmp_path), log=said.append)
     assert source.read(STOP) is not None and source.stem(0) == "a"
-    with pytest.raises(PemError, match=r"b\.jpg: not a readable image"):
-        source.read(STOP)
+    assert source.read(STOP) is not None and source.stem(1) == "c"  # b.jpg skipped, said, counted
+    assert source.read(STOP) is None
+    assert source.lost == 1 and source.damage == ("b.jpg",)
+    assert len(said) == 1 and "b.jpg: not a readable image" in said[0] and said[0].startswith("warning:")
+    strict = open_source(str(tmp_path))
+    strict.strict = True
+    assert strict.read(STOP) is not None
+    with pytest.raises(PemError, match=r"b\.jpg: not a readable image.*--strict"):
+        strict.read(STOP)

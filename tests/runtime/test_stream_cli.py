@@ -183,8 +183,8 @@ def test_missing_source_and_unreadable_image(
     folder.mkdir()
     cv2.imwrite(str(folder / "a.png"), np.zeros((32, 32, 3), np.uint8))
     (folder / "b.png").write_bytes(b"not a png")
-    run = run_stream("--source", folder, "--onnx", semantic_onnx, "--headless")
-    assert_one_error_line(run, "b.png", "not a readable image")
+    run = run_stream("--source", folder, "--onnx", semantic_onnx, "--headless", "--strict")
+    assert_one_error_line(run, "b.png", "not a readable image", "--strict")
 
 
 def test_wrong_input_size(run_stream: RunStream, semantic_onnx: Path) -> None:

@@ -41,22 +41,41 @@ def read_panoptic_json(
         images = {img["id"]: img for img in data["images"]}
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise PemError(f"{json_path} is not a COCO panoptic json ({e}); expected {layout}") from None
-    records = []
-    for ann in annotations:
-        png = png_dir / ann["file_name"]
-        image_name = images.get(ann["image_id"], {}).get("file_name", Path(ann["file_name"]).stem + ".jpg")
-        image = image_dir / image_name
-        if not image.is_file():
-            raise PemError(f"{image} is missing (listed in {json_path.name}): expected {layout}")
-        segments = tuple(
-            SegmentInfo(int(s["id"]), category_map[int(s["category_id"])], bool(s.get("iscrowd", 0)))
-            for s in ann["segments_info"]
-            if int(s["category_id"]) in category_map
-        )
-        records.append(Record(stem=Path(image_name).stem, image=image, panoptic=png, segments=segments))
+    try:
+        records = [
+            _record(ann, images, png_dir, image_dir, category_map, json_path, layout) for ann in annotations
+        ]
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
+        raise PemError(
+            f"{json_path}: an annotation is malformed ({type(e).__name__}: {str(e)[:80]}); expected {layout}"
+        ) from None
     if not records:
         raise PemError(f"{json_path} lists no annotations: expected {layout}")
     return records
+
+
+def _record(
+    ann: dict[str, Any],
+    images: dict[Any, Any],
+    png_dir: Path,
+    image_dir: Path,
+    category_map: dict[int, int],
+    json_path: Path,
+    layout: str,
+) -> Record:
+    png = png_dir / str(ann["file_name"])
+    image_name = str(
+        images.get(ann["image_id"], {}).get("file_name", Path(str(ann["file_name"])).stem + ".jpg")
+    )
+    image = image_dir / image_name
+    if not image.is_file():
+        raise PemError(f"{image} is missing (listed in {json_path.name}): expected {layout}")
+    segments = tuple(
+        SegmentInfo(int(s["id"]), category_map[int(s["category_id"])], bool(s.get("iscrowd", 0)))
+        for s in ann["segments_info"]
+        if int(s["category_id"]) in category_map
+    )
+    return Record(stem=Path(image_name).stem, image=image, panoptic=png, segments=segments)
 
 
 def panoptic_ground_truth(record: Record, panoptic: bool) -> GroundTruth:
