@@ -68,7 +68,7 @@ FUZZ_TARGETS := sidecar onnx_metadata calibration_cache annotations sources_file
 fuzz: $(STAMP)
 	mkdir -p build/fuzz
 	for t in $(FUZZ_TARGETS); do \
-	  $(PY) -m tests.fuzz.run $$t -runs=$(FUZZ_RUNS) -artifact_prefix=build/fuzz/ build/fuzz/$$t || exit 1; \
+	  $(PY) -m tests.fuzz.run $$t -runs=$(FUZZ_RUNS) -rss_limit_mb=8192 -artifact_prefix=build/fuzz/ build/fuzz/$$t || exit 1; \
 	done
 
 test-all: system-packages $(STAMP)

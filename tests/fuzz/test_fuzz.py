@@ -20,7 +20,7 @@ RUNS = {"checkpoint": 300}  # torch.load is the slow one
 def test_short_fuzz_run(target: str, tmp_path: Path) -> None:
     runs = RUNS.get(target, 2000)
     result = subprocess.run(
-        [sys.executable, "-m", "tests.fuzz.run", target, f"-runs={runs}", "-seed=1",
+        [sys.executable, "-m", "tests.fuzz.run", target, f"-runs={runs}", "-seed=1", "-rss_limit_mb=8192",
          f"-artifact_prefix={tmp_path}/", str(tmp_path / "corpus")],
         capture_output=True, text=True, cwd=REPO, timeout=600,
         env={**os.environ, "PYTHONPATH": str(REPO)},
