@@ -15,9 +15,12 @@ the graph so the host does no per-pixel float work and never copies Q x H x W ma
 ``postprocess`` chooses how mask-resolution logits (1/4 of the frame) reach the frame resolution:
 
 - ``exact`` (the reference's order): all Q mask logits are up-sampled to the frame, then combined per pixel;
-- ``fast``: combined at mask resolution, then only the result is up-sampled. Semantic: the K class-score
-  maps are up-sampled bilinearly and the argmax taken at the frame resolution (where K > Q the exact order
-  is kept: it is the cheaper one). Panoptic: the winning query is chosen at mask resolution and up-sampled
+- ``fast``: combined at mask resolution, then only the result is up-sampled. Semantic: the labels are
+  taken at mask resolution; a frame pixel whose four bilinear source pixels agree takes their label, and
+  only the pixels on edges between classes are computed as ``exact`` does, from their sources' Q mask
+  logits (a data-dependent number of pixels: NonZero, Gather and ScatterND in the graph). The debug
+  ``scores`` of a fast graph are the mask-resolution scores up-sampled (where K > Q, exact's), which the
+  labels refine on the edges. Panoptic: the winning query is chosen at mask resolution and up-sampled
   by nearest neighbour; the own-mask test (winner's mask probability >= 0.5) uses the winner's mask logit
   up-sampled bilinearly; ``winner_area`` and ``mask_area`` are counted at mask resolution and scaled to
   frame pixels (the nearest-up-sampled winner map has exactly those areas). Same outputs, same shapes.
@@ -40,7 +43,7 @@ from pem_rt.model_meta import (
     VOID_WINNER,
 )
 from training.model import PEM
-from training.model.postprocess import resize_masks, semantic_scores
+from training.model.postprocess import resize_masks, semantic_labels_at, semantic_scores
 
 
 class DeployModel(nn.Module):
@@ -88,7 +91,12 @@ class DeployModel(nn.Module):
         """Class logits [N, Q, K+1] and mask logits at mask resolution -> the graph's outputs at ``size``."""
         debug = (class_logits, mask_logits)
         if self.task == "semantic":
-            scores = semantic_scores(class_logits, mask_logits, size, self.fast)
+            if self.fast:
+                labels = semantic_labels_at(class_logits, mask_logits, size, fast=True).to(torch.uint8)
+                if not self.debug:
+                    return (labels,)
+                return (labels, *debug, semantic_scores(class_logits, mask_logits, size, fast=True))
+            scores = semantic_scores(class_logits, mask_logits, size, fast=False)
             labels = scores.argmax(dim=1).to(torch.uint8)
             return (labels, *debug, scores) if self.debug else (labels,)
         if self.fast:

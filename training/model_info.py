@@ -4,7 +4,8 @@ GFLOPs follow fvcore's convention (one multiply-add = one FLOP), like the PEM pa
 deformable convolutions fvcore skips. Counting runs on PyTorch's meta device: no compute, no memory.
 A size that is not a multiple of 32 is padded like the reference (detectron2's ImageList) does.
 ``--postprocess exact`` counts the reference's semantic post-processing (every query's mask up-sampled to the
-input); ``fast`` the deployable graph's cheaper order (class scores at mask resolution, K maps up-sampled).
+input); ``fast`` the deployable graph's cheaper order: class scores at mask resolution only (the edge cells it
+then computes exactly add Q x K per frame pixel on an edge between classes, which depends on the image).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pem_rt.sizes import size_arg
 from training.cli_args import add_model_args, model_config_from_args
 from training.model import PEM, ModelConfig, build_model
 from training.model.flops import FlopCounter
-from training.model.postprocess import semantic_scores
+from training.model.postprocess import semantic_probabilities, semantic_scores
 
 # The paper's numbers (Tables 1-3): params in millions, GFLOPs at the paper's input size. The paper
 # counted with fvcore, which skips deformable convolution, so they compare with our count without it.
@@ -92,7 +93,10 @@ def measure(cfg: ModelConfig, size: tuple[int, int], postprocess: str = "exact")
         with counters[2]:
             preds = model.predictor(levels, mask_features, all_predictions=True)
         with counters[3]:
-            semantic_scores(preds[-1].class_logits, preds[-1].mask_logits, padded, postprocess == "fast")
+            if postprocess == "fast":  # the edge cells are data-dependent: not counted
+                semantic_probabilities(preds[-1].class_logits, preds[-1].mask_logits)
+            else:
+                semantic_scores(preds[-1].class_logits, preds[-1].mask_logits, padded, fast=False)
         with counters[4]:
             model.predictor(levels, mask_features, all_predictions=False)
     g = [c.total / 1e9 for c in counters]

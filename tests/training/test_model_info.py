@@ -83,12 +83,12 @@ def test_cli_bad_preset_is_one_line() -> None:
 
 
 def test_fast_postprocessing_is_counted_at_mask_resolution() -> None:
-    """Cityscapes (19 classes < 100 queries): fast combines at 1/4 resolution and up-samples 19 maps, not 100;
-    ADE20K (150 > 100) keeps the exact order, so the count does not change."""
+    """fast combines the class scores at 1/4 resolution (16x fewer pixels; its edge cells depend on the
+    image and are not counted), whatever the number of classes."""
     exact = measure(get_preset("cityscapes-r50"), (1024, 2048), "exact")
     fast = measure(get_preset("cityscapes-r50"), (1024, 2048), "fast")
     assert exact.stages[3].gflops == pytest.approx(4.8, rel=0.05)
     assert fast.stages[3].gflops < exact.stages[3].gflops / 5
     assert fast.stages[:3] == exact.stages[:3] and fast.postprocess == "fast"
     ade = [measure(get_preset("ade20k-r50"), (512, 512), m).stages[3].gflops for m in ("exact", "fast")]
-    assert ade[0] == ade[1]
+    assert ade[1] == pytest.approx(ade[0] / 16, rel=0.15)

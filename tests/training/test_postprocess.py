@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
+from torch.nn import functional as F
 
 from training.model.postprocess import (
     Segment,
+    _first_cells,
     instance_inference,
     panoptic_inference,
     resize_masks,
     semantic_labels,
+    semantic_labels_at,
+    semantic_scores,
 )
 
 BIG = 12.0
@@ -42,6 +47,47 @@ def test_semantic_resize_then_classify() -> None:
     masks = torch.stack([box_mask(2, 2, 0, 2, 0, 1), box_mask(2, 2, 0, 2, 1, 2)])
     labels = semantic_labels(cls[None], resize_masks(masks[None], (4, 4)))[0]
     assert torch.equal(labels, torch.tensor([[0, 0, 1, 1]] * 4))
+
+
+def _smooth_case(seed: int, batch: int, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class logits [B, 12, 7] and mask logits [B, 12, h, w] that vary smoothly, like a trained model's."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.randn(batch, 12, h // 6 + 2, w // 6 + 2, generator=g) * 8
+    masks = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
+    return torch.randn(batch, 12, 7, generator=g) * 3, masks
+
+
+@pytest.mark.parametrize("factors", [(4, 4), (4, 2), (3, 5), (1, 1)])
+def test_fast_labels_are_exact_on_edges_between_classes(factors: tuple[int, int]) -> None:
+    """fast = labels at mask resolution + the edge cells computed as exact does; up-sampling the class
+    scores alone would move the edges. Inside a cell of one label the sigmoid's curvature can still tip a
+    pixel: these random cases are far more curved than a trained model's masks (100.000 % there)."""
+    cls, masks = _smooth_case(sum(factors), batch=3, h=24, w=40)
+    size = (24 * factors[0], 40 * factors[1])
+    exact = semantic_labels_at(cls, masks, size, fast=False)
+    fast = semantic_labels_at(cls, masks, size, fast=True)
+    assert fast.shape == exact.shape == (3, *size) and fast.dtype == torch.int64
+    assert (fast == exact).float().mean() >= 0.995
+    upsampled = semantic_scores(cls, masks, size, fast=True).argmax(1)
+    if factors != (1, 1):
+        assert (upsampled != exact).float().mean() > 0.01
+
+
+def test_first_cells_fill_a_fixed_capacity_in_raster_order() -> None:
+    mixed = torch.tensor([[0, 1, 1, 0, 1, 1], [0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0]], dtype=torch.bool)
+    cell, row = _first_cells(mixed, capacity=3)
+    assert cell.tolist() == [1, 2, 4, 5, 0, 0, 0, 0, 0]  # past the capacity: dropped; short rows: cell 0
+    assert row.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert _first_cells(mixed, capacity=9)[0].tolist()[:5] == [1, 2, 4, 5, 0]  # at most all cells but one
+
+
+def test_fast_labels_on_a_sharp_edge_and_a_size_that_is_no_multiple() -> None:
+    cls = class_logits([0, 1], num_classes=2)
+    masks = torch.stack([box_mask(6, 8, 0, 6, 0, 3), box_mask(6, 8, 0, 6, 3, 8)])[None]
+    masks[:, :, :, 3] *= 0.25  # the edge between the two queries, not on a mask pixel boundary
+    for size in ((24, 32), (13, 21)):
+        exact = semantic_labels_at(cls[None], masks, size, fast=False)
+        assert torch.equal(semantic_labels_at(cls[None], masks, size, fast=True), exact)
 
 
 def test_panoptic_segments_stuff_merge_thresholds_and_overlap() -> None:

@@ -26,7 +26,8 @@ def test_readme_commands_after_the_demo(demo_runs: DemoRuns) -> None:
 def _readme_commands(demo_runs: DemoRuns) -> None:
     root, ref = demo_runs.root, demo_runs.reference
     sha = sha256_file(ref)
-    inputs = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in [ref, *demo_runs.calib.iterdir()]}
+    given = [ref, *(f for f in demo_runs.calib.rglob("*") if f.is_file())]
+    inputs = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in given}
     picked = f"using reference graph {ref}"
 
     fp16 = ok(pem("build-engine", "--fp16", "--target", "sm86", runs=root))
@@ -34,7 +35,8 @@ def _readme_commands(demo_runs: DemoRuns) -> None:
     engine = next(ref.parent.glob("*.fp16.sm86.*.engine"))
     side = read_sidecar(engine)
     assert side.precision == "fp16" and side.onnx_sha256 == sha
-    assert not any("int8" in layer["dtypes"] for layer in side.layers)  # no INT8 layers in an FP16 engine
+    dtypes = {t for layer in side.layers for t in str(layer["dtypes"]).replace(",", " ").split()}
+    assert "int8" not in dtypes and "float16" in dtypes, dtypes  # an FP16 engine: no INT8 layers
     assert [t.name for t in side.outputs] == ["labels"]  # the deployable graph, not a debug export
 
     int8 = ok(pem("build-engine", "--int8", "--calib-data", demo_runs.calib, "--calib-batches", "4",
