@@ -6,7 +6,9 @@
   map out) exported as its own small graph per mode and timed the same way, over the whole model's time;
 - agreement: the fraction of pixels where fast's labels equal exact's on those photographs.
 
-Weights are random (speed does not depend on them); accuracy on trained models is `pem compare`'s job.
+Weights are random: speed does not depend on them (fast computes a fixed share of the cells exactly,
+whatever the image), and random logits fill that share; accuracy on trained models is `pem compare`'s job
+(random weights put edges everywhere, so the agreement printed here is a floor, not the trained figure).
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ def _postprocess_graph(path: Path, model: Any, size: tuple[int, int], fast: bool
     """The semantic post-processing alone, as ONNX: class logits [1, Q, K+1], mask logits [1, Q, h, w]."""
     import torch
 
-    from training.model.postprocess import semantic_scores
+    from training.model.postprocess import semantic_labels_at
 
     class PostProcess(torch.nn.Module):
         def forward(self, class_logits: torch.Tensor, mask_logits: torch.Tensor) -> torch.Tensor:
-            return semantic_scores(class_logits, mask_logits, size, fast).argmax(dim=1).to(torch.uint8)
+            return semantic_labels_at(class_logits, mask_logits, size, fast).to(torch.uint8)
 
     cfg = model.cfg
     q, k = cfg.decoder.num_queries, cfg.num_classes + 1

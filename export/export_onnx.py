@@ -230,9 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--postprocess",
         choices=POSTPROCESS_MODES,
         default=DEFAULT_POSTPROCESS,
-        help="exact: every query mask up-sampled to the frame, as the reference; fast: scores combined "
-        "at mask resolution, only the result up-sampled (BENCHMARKS.md measures both; default "
-        f"{DEFAULT_POSTPROCESS})",
+        help="exact: every query mask up-sampled to the frame, as the reference; fast: labels at mask "
+        "resolution, only the pixels on edges between classes computed as exact does (BENCHMARKS.md "
+        f"measures both; default {DEFAULT_POSTPROCESS})",
     )
     p.add_argument("--out", type=Path, help="output .onnx (default: beside the checkpoint)")
     p.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs PyTorch check")

@@ -19,8 +19,8 @@ SEMANTIC_OUTPUTS = ("labels",)
 PANOPTIC_OUTPUTS = ("query_labels", "query_scores", "winner", "winner_area", "mask_area")
 VOID_WINNER = 255  # value of `winner` where no segment owns the pixel
 # How the graph turns mask logits into frame-resolution maps: "exact" follows the reference (every query's
-# mask up-sampled to the frame, then combined); "fast" combines at mask resolution and up-samples only the
-# result (export/deploy_model.py). Files written before the choice existed are exact.
+# mask up-sampled to the frame, then combined); "fast" combines at mask resolution and computes only the
+# pixels on edges exactly (export/deploy_model.py). Files written before the choice existed are exact.
 POSTPROCESS_MODES = ("exact", "fast")
 DEFAULT_POSTPROCESS = "exact"
 

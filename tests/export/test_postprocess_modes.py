@@ -72,7 +72,8 @@ def test_fast_semantic_graph_refines_the_upsampled_class_scores(exported: Export
 
 def test_more_classes_than_queries_keeps_the_exact_order(exported: Exported) -> None:
     """ADE20K-tiny: 150 classes > 20 queries, so up-sampling the class scores would cost more: the debug
-    scores of fast keep the exact order, and its labels (mask resolution plus exact edge cells) are exact's."""
+    scores of fast keep the exact order, and its labels (mask resolution plus exact edge cells) are
+    exact's."""
     _, exact = exported("ade20k-tiny", postprocess="exact")
     _, fast = exported("ade20k-tiny", postprocess="fast")
     assert (meta_of(exact).postprocess, meta_of(fast).postprocess) == ("exact", "fast")

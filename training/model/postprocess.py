@@ -76,7 +76,9 @@ def _first_cells(mixed: Tensor, capacity: int) -> tuple[Tensor, Tensor]:
     return first[:, :capacity].flatten(), rows.flatten()
 
 
-def semantic_labels_at(class_logits: Tensor, mask_logits: Tensor, size: tuple[int, int], fast: bool) -> Tensor:
+def semantic_labels_at(
+    class_logits: Tensor, mask_logits: Tensor, size: tuple[int, int], fast: bool
+) -> Tensor:
     """Label map [B, H, W] (int64) at ``size`` from mask logits at mask resolution [B, Q, h, w].
 
     Exact: the argmax of the exact :func:`semantic_scores`. Fast (``size`` an integer multiple of the mask
@@ -111,7 +113,8 @@ def semantic_labels_at(class_logits: Tensor, mask_logits: Tensor, size: tuple[in
     scores = torch.matmul(logits.sigmoid().view(n, -1, q), probs)  # [B, capacity * fy * fx, K]
     refined = scores.argmax(dim=2).view(-1, fy * fx)  # [C, fy * fx]
     canvas = corner.flatten().unsqueeze(1).expand(-1, fy * fx).index_put((b * cells + cell,), refined)
-    canvas = canvas.view(n, h + 1, w + 1, fy, fx).permute(0, 1, 3, 2, 4).reshape(n, (h + 1) * fy, (w + 1) * fx)
+    canvas = canvas.view(n, h + 1, w + 1, fy, fx).permute(0, 1, 3, 2, 4)
+    canvas = canvas.reshape(n, (h + 1) * fy, (w + 1) * fx)
     return canvas[:, oy : oy + height, ox : ox + width]
 
 
