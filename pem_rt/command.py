@@ -17,10 +17,12 @@ def run_command(
     parser: argparse.ArgumentParser,
     body: Callable[[argparse.Namespace], int | None],
     argv: Sequence[str] | None = None,
+    stdout_is_data: Callable[[argparse.Namespace], bool] = lambda _: False,
 ) -> int:
     """Parse ``argv``, call ``body(args)`` and return the process exit code.
 
-    ``body`` returns None or 0 for success, another integer for a failure it already explained.
+    ``body`` returns None or 0 for success, another integer for a failure it already explained. Where
+    ``stdout_is_data(args)`` (the command writes its results there), the verdict line goes to stderr.
     """
     args = parser.parse_args(argv)
     try:
@@ -31,5 +33,6 @@ def run_command(
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
-    print(f"{name}: {'PASSED' if code == 0 else 'FAILED'}", flush=True)
+    verdict = sys.stderr if stdout_is_data(args) else sys.stdout
+    print(f"{name}: {'PASSED' if code == 0 else 'FAILED'}", file=verdict, flush=True)
     return code

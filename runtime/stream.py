@@ -568,7 +568,7 @@ def _read_errors(source: Any) -> Callable[[], int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_command("stream", build_parser(), _run, argv)
+    return run_command("stream", build_parser(), _run, argv, stdout_is_data=lambda a: a.results == "-")
 
 
 if __name__ == "__main__":

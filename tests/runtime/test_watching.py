@@ -168,8 +168,9 @@ def test_results_to_stdout_with_panoptic_segments(panoptic_onnx: Path, run_strea
                      "--results", "-")  # fmt: skip
     assert run.code == 0, run.output
     lines = run.stdout.strip().splitlines()
-    assert lines[-1] == "stream: PASSED" and len(lines) == 5, run.stdout  # messages went to stderr
-    records = [json.loads(line) for line in lines[:-1]]
+    assert len(lines) == 4, run.stdout  # only the results: messages and the verdict went to stderr
+    assert run.stderr.strip().splitlines()[-1] == "stream: PASSED", run.stderr
+    records = [json.loads(line) for line in lines]
     assert [r["frame"] for r in records] == [0, 1, 2, 3]
     for r in records:
         assert set(r) >= {"time", "source", "source_name", "frame", "latency_ms", "classes", "segments"}
