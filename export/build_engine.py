@@ -32,7 +32,6 @@ from tqdm import tqdm
 from calibration.calibrate import CalibrationConfig
 from calibration.cli_args import add_calibration_args, config_from_args
 from calibration.frames import read_frames
-from export.calibrate import calibrate_for_tensorrt
 from export.engine_strategy import (
     DCN_REQUESTS,
     HARDWARE_COMPAT,
@@ -41,6 +40,9 @@ from export.engine_strategy import (
     check_request,
     resolve_strategy,
 )
+from export.int8_budget import BudgetRequest, budget_props, calibrate_within_budget
+from export.int8_calibrate import calibrate_for_tensorrt
+from export.int8_eval import add_eval_args, held_out_from_args
 from export.precision import convert_fp16
 from export.surgery import (
     ALL_PLUGINS,
@@ -65,6 +67,7 @@ from pem_rt.files import atomic_path, atomic_write_bytes
 from pem_rt.lineage import TENSORRT_GRAPH, derived, pick_reference, require_reference, stamp
 from pem_rt.log import RepeatCounter, library_messages, native_output
 from pem_rt.model_meta import ModelMeta
+from pem_rt.onnx_props import read_props
 from pem_rt.paths import check_output_dir, check_output_file
 from pem_rt.trt import TensorRT, load_tensorrt, parse_targets
 
@@ -208,6 +211,7 @@ def build_engine(
         atomic_write_bytes(options.timing_cache, bytes(cache.serialize()))
     data = bytes(serialized)
     layers = layer_summary(trt, network)
+    excluded_groups, int8_budget = budget_props(read_props(trt_onnx))
     sidecar = EngineSidecar(
         model=meta,
         precision=options.precision,
@@ -231,6 +235,8 @@ def build_engine(
         engine_size=len(data),
         engine_sha256=hashlib.sha256(data).hexdigest(),
         parent_sha256=sha256_file(trt_onnx),
+        int8_excluded_groups=excluded_groups,
+        int8_budget=int8_budget,
     )
     with atomic_path(engine) as tmp:  # the sidecar is renamed first, then the engine (see the docstring)
         tmp.write_bytes(data)
@@ -317,12 +323,17 @@ def parse_batch(text: str) -> tuple[int, int, int]:
 
 
 def prepare_graph(
-    reference: Path, precision: str, calib: CalibrationConfig, strategy: PluginStrategy = ALL_PLUGINS
+    reference: Path,
+    precision: str,
+    calib: CalibrationConfig,
+    strategy: PluginStrategy = ALL_PLUGINS,
+    budget: BudgetRequest | None = None,
 ) -> tuple[Path, Path]:
     """(graph in the requested precision, its TensorRT graph with the plugin nodes ``strategy`` asks for).
 
     FP16 conversion checks value ranges on up to 16 of ``calib``'s frames; INT8 calibrates with ``calib``
-    (cache default: ``<reference stem>.<method>.calib``).
+    (cache default: ``<reference stem>.<method>.calib``), within ``budget`` when given (the fewest, most
+    sensitive model parts kept out of INT8 until the measured mIoU drop fits).
     """
     meta = ModelMeta.from_onnx(reference)
     size = (meta.input_height, meta.input_width)
@@ -335,12 +346,19 @@ def prepare_graph(
         print(f"wrote {typed} (FP16; {kept} nodes kept in FP32 where values exceed FP16's safe range)")
     else:
         typed = reference.with_suffix(".int8.onnx")
-        cache = calib.cache or reference.with_suffix(f".{calib.method}.calib")
-        result = calibrate_for_tensorrt(reference, typed, replace(calib, cache=cache))
-        print(
-            f"wrote {typed}: {result.report.quantized_nodes} nodes in INT8, "
-            f"{len(result.report.excluded)} kept out"
-        )
+        calib = replace(calib, cache=calib.cache or reference.with_suffix(f".{calib.method}.calib"))
+        if budget is not None:
+            within = calibrate_within_budget(reference, typed, calib, budget)
+            print(
+                f"wrote {typed}: mIoU drop {within.measured.drop:.2f} points <= {budget.max_drop}, "
+                f"model parts kept out of INT8: {', '.join(within.excluded) or 'none'}"
+            )
+        else:
+            result = calibrate_for_tensorrt(reference, typed, calib)
+            print(
+                f"wrote {typed}: {result.report.quantized_nodes} nodes in INT8, "
+                f"{len(result.report.excluded)} kept out"
+            )
     model = onnx.load(str(typed))
     trt_model, dcn, sel = to_tensorrt_graph(model, str(typed), strategy)
     stamp(trt_model, derived(typed, model, TENSORRT_GRAPH))
@@ -438,6 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="every message of TensorRT and ModelOpt as it comes (default: repeats counted, one line each)",
     )
     add_calibration_args(p)
+    add_eval_args(p)
     return p
 
 
@@ -475,7 +494,12 @@ def _build(args: argparse.Namespace, argv: Sequence[str], messages: RepeatCounte
     if precision == "int8" and args.calib_data is None:
         raise PemError("--int8 needs --calib-data: an image folder, a video, or 'skimage'")
     calib = config_from_args(args, default_data="skimage")
-    _, trt_onnx = prepare_graph(reference, precision, calib, strategy)
+    budget = None
+    if args.max_miou_drop is not None:
+        if precision != "int8":
+            raise PemError("--max-miou-drop is an INT8 accuracy budget; add --int8")
+        budget = BudgetRequest(args.max_miou_drop, held_out_from_args(args))
+    _, trt_onnx = prepare_graph(reference, precision, calib, strategy, budget)
     options = BuildOptions(
         precision,
         targets,

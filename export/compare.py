@@ -24,8 +24,8 @@ import numpy as np
 
 from calibration.calibrate import CalibrationConfig
 from calibration.frames import fit_frame, fit_labels, read_frames
-from export.calibrate import calibrate_for_tensorrt
 from export.export_onnx import ModelSource, export_onnx, load_model
+from export.int8_calibrate import calibrate_for_tensorrt
 from export.precision import convert_fp16
 from pem_rt.command import run_command
 from pem_rt.errors import PemError
