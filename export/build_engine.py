@@ -44,6 +44,7 @@ from export.int8_budget import BudgetRequest, budget_props, calibrate_within_bud
 from export.int8_calibrate import calibrate_for_tensorrt
 from export.int8_eval import add_eval_args, held_out_from_args
 from export.precision import convert_fp16
+from export.qat_export import is_qat_graph
 from export.surgery import (
     ALL_PLUGINS,
     PLUGIN_DOMAIN,
@@ -359,6 +360,11 @@ def prepare_graph(
                 f"wrote {typed}: {result.report.quantized_nodes} nodes in INT8, "
                 f"{len(result.report.excluded)} kept out"
             )
+    return typed, write_tensorrt_graph(typed, strategy)
+
+
+def write_tensorrt_graph(typed: Path, strategy: PluginStrategy) -> Path:
+    """Graph surgery on ``typed`` (a graph in its final precision): ``<stem><tag>.trt.onnx`` beside it."""
     model = onnx.load(str(typed))
     trt_model, dcn, sel = to_tensorrt_graph(model, str(typed), strategy)
     stamp(trt_model, derived(typed, model, TENSORRT_GRAPH))
@@ -366,7 +372,22 @@ def prepare_graph(
     with atomic_path(trt_onnx) as tmp:
         onnx.save(trt_model, tmp)
     print(f"wrote {trt_onnx} ({describe_surgery(strategy, dcn, sel)})")
-    return typed, trt_onnx
+    return trt_onnx
+
+
+def _is_qat_graph(reference: Path, precision: str, args: argparse.Namespace) -> bool:
+    """True for the Q/DQ graph `pem export` writes of a QAT checkpoint (built as it is, with --int8);
+    anything else must be a reference graph."""
+    if not is_qat_graph(read_props(reference)):
+        require_reference(reference)
+        return False
+    if precision != "int8":
+        raise PemError(
+            f"--onnx {reference} is a Q/DQ INT8 graph (from `pem train --qat`); build it with --int8"
+        )
+    if args.max_miou_drop is not None:
+        raise PemError(f"--onnx {reference} is already INT8 (QAT): --max-miou-drop applies to calibration")
+    return True
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -477,7 +498,7 @@ def _build(args: argparse.Namespace, argv: Sequence[str], messages: RepeatCounte
     reference = args.onnx or pick_reference("--onnx")
     if not reference.is_file():
         raise PemError(f"--onnx {reference} does not exist; export one with `pem export --size HxW`")
-    require_reference(reference)
+    qat = _is_qat_graph(reference, precision, args)
     meta = ModelMeta.from_onnx(reference)
     if any(n.domain == PLUGIN_DOMAIN for n in onnx.load(str(reference), load_external_data=False).graph.node):
         raise PemError(f"--onnx {reference} already has plugin nodes; pass the graph `pem export` wrote")
@@ -491,7 +512,7 @@ def _build(args: argparse.Namespace, argv: Sequence[str], messages: RepeatCounte
     check_output_dir(reference.parent, "--onnx's folder")
     if not strategy.plugin_free:
         load_plugins(trt, args.plugins)  # fail early, before minutes of conversion or calibration
-    if precision == "int8" and args.calib_data is None:
+    if precision == "int8" and args.calib_data is None and not qat:
         raise PemError("--int8 needs --calib-data: an image folder, a video, or 'skimage'")
     calib = config_from_args(args, default_data="skimage")
     budget = None
@@ -499,7 +520,11 @@ def _build(args: argparse.Namespace, argv: Sequence[str], messages: RepeatCounte
         if precision != "int8":
             raise PemError("--max-miou-drop is an INT8 accuracy budget; add --int8")
         budget = BudgetRequest(args.max_miou_drop, held_out_from_args(args))
-    _, trt_onnx = prepare_graph(reference, precision, calib, strategy, budget)
+    if qat:
+        print(f"{reference} is a Q/DQ INT8 graph from `pem train --qat`: building it without calibration")
+        trt_onnx = write_tensorrt_graph(reference, strategy)
+    else:
+        _, trt_onnx = prepare_graph(reference, precision, calib, strategy, budget)
     options = BuildOptions(
         precision,
         targets,
