@@ -18,7 +18,7 @@ import onnxruntime as ort
 
 from calibration.cache import frames_digest
 from calibration.frames import read_frames
-from export.compare import CompareConfig, load_frames
+from export.eval_frames import EvalSource, load_eval_frames
 from pem_rt.errors import PemError
 from pem_rt.model_meta import ModelMeta
 from training.metrics import SemanticMetric
@@ -118,14 +118,8 @@ class Yardstick:
                 f"--onnx {reference} is a {meta.task} graph; INT8 accuracy is measured on a semantic export"
             )
         size = (meta.input_height, meta.input_width)
-        compare_config = CompareConfig(
-            data=held_out.data,
-            dataset=held_out.dataset,
-            split=held_out.split,
-            frames=held_out.frames or "skimage",
-            max_frames=held_out.max_frames,
-        )
-        frames = load_frames(compare_config, size)
+        source = EvalSource(held_out.data, held_out.dataset, held_out.split, held_out.frames or "skimage")
+        frames = load_eval_frames(source, size, held_out.max_frames)
         _refuse_calibration_frames(frames.images, calibration_frames, held_out)
         self.images = frames.images
         self.num_classes = len(meta.classes)

@@ -92,8 +92,11 @@ def is_qat_graph(props: dict[str, str]) -> bool:
     return props.get(INT8_SOURCE_KEY) == QAT_SOURCE
 
 
-def export_qdq_onnx(model: PEM, path: Path, meta: ModelMeta, parent_sha256: str = "") -> None:
-    """Write the Q/DQ graph of fake-quantised ``model`` (semantic, batch 1, ``meta``'s size) to ``path``."""
+def export_qdq_onnx(
+    model: PEM, path: Path, meta: ModelMeta, parent_sha256: str = "", role: str = INT8
+) -> None:
+    """Write the Q/DQ graph of fake-quantised ``model`` (semantic, batch 1, ``meta``'s size) to ``path``
+    (``role``: its lineage role, SCRATCH for `pem compare`'s graphs)."""
     if meta.task != "semantic" or meta.batch != 1:
         raise PemError("a QAT checkpoint exports as a semantic, batch-1 graph: drop --task/--batch")
     torch.onnx.register_custom_op_symbolic("torchvision::deform_conv2d", _deform_conv_symbolic(), QAT_OPSET)
@@ -117,7 +120,7 @@ def export_qdq_onnx(model: PEM, path: Path, meta: ModelMeta, parent_sha256: str 
         raise PemError("the checkpoint exported without Q/DQ nodes: is it from `pem train --qat`?")
     for key, value in {**meta.to_props(), INT8_SOURCE_KEY: QAT_SOURCE}.items():
         proto.metadata_props.add(key=key, value=value)
-    stamp(proto, Lineage(INT8, parent_sha256))
+    stamp(proto, Lineage(role, parent_sha256))
     onnx.checker.check_model(proto)
     with atomic_path(path) as tmp:
         onnx.save(proto, tmp)
