@@ -70,7 +70,8 @@ def analyse(reference: Path, calib: CalibrationConfig, yardstick: Yardstick) -> 
         full = onnx.load(str(full_path))
     quantised = set(int8_nodes(full))
     rows = []
-    for group in tqdm([g for g in members if quantised & set(members[g])], desc="sensitivity", leave=False):
+    groups = [g for g in members if quantised & set(members[g])]
+    for group in tqdm(groups, desc="sensitivity", leave=False, disable=None):
         keep = quantised & set(members[group])
         rows.append(GroupResult(group, len(keep), yardstick.measure(restrict_int8(full, keep))))
     rows.sort(key=lambda r: (-r.measured.drop, r.measured.agreement))
