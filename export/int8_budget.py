@@ -24,10 +24,11 @@ import onnx
 from calibration.calibrate import CalibrationConfig, CalibrationResult
 from export.int8_calibrate import calibrate_for_tensorrt
 from export.int8_eval import HeldOut, Measured, Yardstick, calibration_frames
-from export.int8_sensitivity import Sensitivity, analyse, write_report
+from export.int8_sensitivity import Sensitivity, analyse, report_paths, write_report
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_path
 from pem_rt.lineage import INT8
+from pem_rt.paths import check_output_file
 
 EXCLUDED_KEY = "pem.int8_excluded_groups"
 BUDGET_KEY = "pem.int8_budget"
@@ -146,6 +147,8 @@ def calibrate_within_budget(
 ) -> BudgetResult:
     """Sensitivity (its report beside ``out``: ``<out stem>.sensitivity.{json,md,png}``), then
     :func:`within_budget`."""
+    for path in report_paths(sensitivity_prefix(out)):
+        check_output_file(path, "--out", "model.int8.onnx")
     yardstick = Yardstick(
         reference, request.held_out, calibration_frames(calib.data, reference, calib.batches)
     )

@@ -17,6 +17,7 @@ from export.calibrate import main
 from export.export_onnx import ModelSource, export_onnx, load_model
 from export.int8_budget import budget_props
 from export.int8_eval import HeldOut, Yardstick
+from pem_rt.engine_meta import read_sidecar
 from pem_rt.onnx_props import read_props
 from tests.conftest import MODEL_SIZE, TrainedTiny
 from training.data.synthetic import make_scene
@@ -119,3 +120,22 @@ def test_budget_no_mix_meets_is_one_line(
     assert captured.err.count("error:") == 1
     assert captured.out.count("budget: ") == 2  # the full INT8 graph, then every part out: fails fast
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_build_engine_records_the_budget_in_the_sidecar(
+    semantic_onnx: Path, street_frames: Path, plugin_library: Path, tmp_path: Path
+) -> None:
+    from export.build_engine import main as build_main
+
+    onnx_path = tmp_path / "m.onnx"
+    onnx_path.write_bytes(semantic_onnx.read_bytes())
+    assert build_main([
+        "--int8", "--onnx", str(onnx_path), "--target", "sm86", "--plugins", str(plugin_library),
+        "--calib-data", "skimage", "--calib-batches", "2", "--eval-frames", str(street_frames),
+        "--max-miou-drop", "100",
+    ]) == 0  # fmt: skip
+    sidecar = read_sidecar(next(tmp_path.glob("m.int8.sm86.rtx*.engine")))
+    assert sidecar.int8_budget is not None and sidecar.int8_budget["max_miou_drop"] == 100
+    assert sidecar.int8_excluded_groups == () and (tmp_path / "m.int8.sensitivity.md").is_file()
+    assert budget_props(read_props(tmp_path / "m.int8.onnx"))[1] == sidecar.int8_budget
