@@ -382,9 +382,7 @@ def _is_qat_graph(reference: Path, precision: str, args: argparse.Namespace) -> 
         require_reference(reference)
         return False
     if precision != "int8":
-        raise PemError(
-            f"--onnx {reference} is a Q/DQ INT8 graph (from `pem train --qat`); build it with --int8"
-        )
+        raise PemError(f"--onnx {reference} is a Q/DQ INT8 graph (`pem train --qat`); build it with --int8")
     if args.max_miou_drop is not None:
         raise PemError(f"--onnx {reference} is already INT8 (QAT): --max-miou-drop applies to calibration")
     return True

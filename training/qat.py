@@ -57,9 +57,10 @@ def quant_config(method: str) -> dict[str, Any]:
     import modelopt.torch.quantization as mtq
 
     cfg = copy.deepcopy(mtq.INT8_DEFAULT_CFG)
-    if method != "max":
-        act = {"num_bits": 8, "axis": None, "calibrator": "histogram"}
-        cfg["quant_cfg"].append({"quantizer_name": "*input_quantizer", "cfg": act})
+    if method != "max":  # the activations' entry, in place: what the defaults disable stays disabled
+        for entry in cfg["quant_cfg"]:
+            if entry.get("quantizer_name") == "*input_quantizer" and "cfg" in entry:
+                entry["cfg"] = {**entry["cfg"], "calibrator": "histogram"}
     return cfg
 
 
@@ -120,7 +121,7 @@ def quantize_for_training(model: PEM, config: QatConfig, frames: Sequence[np.nda
         if config.method == "max":
             mtq.quantize(model, quant_config("max"), forward_loop=loop)
         else:
-            mtq.quantize(model, quant_config(config.method), forward_loop=None)
+            mtq.quantize(model, {**quant_config(config.method), "algorithm": None})  # ranges: below
             enable_stats_collection(model)
             loop(model)
             _load_histogram_ranges(model, config.method, config.percentile)

@@ -49,7 +49,7 @@ def test_sensitivity_table_ranks_the_model_parts(
     assert {"backbone.res3", "decoder.L0.pem_ca", "decoder.L2.ffn", "pixel_decoder.up1"} <= {
         g["group"] for g in groups
     }
-    keys = [(-g["miou_drop"], g["agreement"]) for g in groups]
+    keys = [(g["agreement"], -g["miou_drop"]) for g in groups]
     assert keys == sorted(keys)  # most sensitive first
     assert all(0.2 < g["agreement"] <= 1.0 and g["int8_nodes"] > 0 for g in groups)
     table = (tmp_path / "m.int8.sensitivity.md").read_text()

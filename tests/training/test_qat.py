@@ -22,7 +22,7 @@ def _input_amax(model: torch.nn.Module) -> dict[str, float]:
     return {
         name: float(m.amax)
         for name, m in model.named_modules()
-        if isinstance(m, TensorQuantizer) and name.endswith("input_quantizer") and m.is_enabled
+        if isinstance(m, TensorQuantizer) and name.endswith("input_quantizer") and m.amax is not None
     }
 
 
@@ -35,7 +35,9 @@ def max_ranges() -> dict[str, float]:
     return _input_amax(model)
 
 
-@pytest.mark.parametrize("method", ["entropy", "percentile"])
+@pytest.mark.parametrize(
+    "method", [pytest.param("entropy", marks=pytest.mark.slow), "percentile"]
+)  # ModelOpt's entropy search runs in Python per quantizer: minutes on 2 cores
 def test_histogram_methods_clip_below_max(method: str, max_ranges: dict[str, float]) -> None:
     torch.manual_seed(0)
     model = build_model(get_preset("cityscapes-tiny"))
