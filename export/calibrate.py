@@ -1,8 +1,8 @@
 """`python export/calibrate.py --onnx model.onnx --calib-data DIR|VIDEO|skimage`: INT8 Q/DQ ONNX.
 
 The `pem calibrate` command: calibration/calibrate.py does the work (its flags: calibration/cli_args.py);
-this command adds what only the export stage knows, the prototype-selection MatMuls that graph surgery
-replaces by a plugin (they stay out of INT8). A second run with the same model, size, method and
+export/int8_calibrate.py adds what only the export stage knows, the prototype-selection MatMuls that graph
+surgery replaces by a plugin (they stay out of INT8). A second run with the same model, size, method and
 frames reuses the calibration cache.
 
 ``--sensitivity`` also measures, on held-out frames, how much each model part costs in INT8 alone
