@@ -33,6 +33,7 @@ def street_frames(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.mark.slow  # two quantiser runs and 22 ONNX Runtime sessions: about a minute on 2 cores
 def test_sensitivity_table_ranks_the_model_parts(
     semantic_onnx: Path, street_frames: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
