@@ -32,7 +32,6 @@ from tqdm import tqdm
 from calibration.calibrate import CalibrationConfig
 from calibration.cli_args import add_calibration_args, config_from_args
 from calibration.frames import read_frames
-from export.calibrate import calibrate_for_tensorrt
 from export.engine_strategy import (
     DCN_REQUESTS,
     HARDWARE_COMPAT,
@@ -41,7 +40,11 @@ from export.engine_strategy import (
     check_request,
     resolve_strategy,
 )
+from export.int8_budget import BudgetRequest, budget_props, calibrate_within_budget
+from export.int8_calibrate import calibrate_for_tensorrt
+from export.int8_eval import add_eval_args, held_out_from_args
 from export.precision import convert_fp16
+from export.qat_export import is_qat_graph
 from export.surgery import (
     ALL_PLUGINS,
     PLUGIN_DOMAIN,
@@ -65,6 +68,7 @@ from pem_rt.files import atomic_path, atomic_write_bytes
 from pem_rt.lineage import TENSORRT_GRAPH, derived, pick_reference, require_reference, stamp
 from pem_rt.log import RepeatCounter, library_messages, native_output
 from pem_rt.model_meta import ModelMeta
+from pem_rt.onnx_props import read_props
 from pem_rt.paths import check_output_dir, check_output_file
 from pem_rt.trt import TensorRT, load_tensorrt, parse_targets
 
@@ -208,6 +212,7 @@ def build_engine(
         atomic_write_bytes(options.timing_cache, bytes(cache.serialize()))
     data = bytes(serialized)
     layers = layer_summary(trt, network)
+    excluded_groups, int8_budget = budget_props(read_props(trt_onnx))
     sidecar = EngineSidecar(
         model=meta,
         precision=options.precision,
@@ -231,6 +236,8 @@ def build_engine(
         engine_size=len(data),
         engine_sha256=hashlib.sha256(data).hexdigest(),
         parent_sha256=sha256_file(trt_onnx),
+        int8_excluded_groups=excluded_groups,
+        int8_budget=int8_budget,
     )
     with atomic_path(engine) as tmp:  # the sidecar is renamed first, then the engine (see the docstring)
         tmp.write_bytes(data)
@@ -317,12 +324,17 @@ def parse_batch(text: str) -> tuple[int, int, int]:
 
 
 def prepare_graph(
-    reference: Path, precision: str, calib: CalibrationConfig, strategy: PluginStrategy = ALL_PLUGINS
+    reference: Path,
+    precision: str,
+    calib: CalibrationConfig,
+    strategy: PluginStrategy = ALL_PLUGINS,
+    budget: BudgetRequest | None = None,
 ) -> tuple[Path, Path]:
     """(graph in the requested precision, its TensorRT graph with the plugin nodes ``strategy`` asks for).
 
     FP16 conversion checks value ranges on up to 16 of ``calib``'s frames; INT8 calibrates with ``calib``
-    (cache default: ``<reference stem>.<method>.calib``).
+    (cache default: ``<reference stem>.<method>.calib``), within ``budget`` when given (the fewest, most
+    sensitive model parts kept out of INT8 until the measured mIoU drop fits).
     """
     meta = ModelMeta.from_onnx(reference)
     size = (meta.input_height, meta.input_width)
@@ -335,12 +347,24 @@ def prepare_graph(
         print(f"wrote {typed} (FP16; {kept} nodes kept in FP32 where values exceed FP16's safe range)")
     else:
         typed = reference.with_suffix(".int8.onnx")
-        cache = calib.cache or reference.with_suffix(f".{calib.method}.calib")
-        result = calibrate_for_tensorrt(reference, typed, replace(calib, cache=cache))
-        print(
-            f"wrote {typed}: {result.report.quantized_nodes} nodes in INT8, "
-            f"{len(result.report.excluded)} kept out"
-        )
+        calib = replace(calib, cache=calib.cache or reference.with_suffix(f".{calib.method}.calib"))
+        if budget is not None:
+            within = calibrate_within_budget(reference, typed, calib, budget)
+            print(
+                f"wrote {typed}: mIoU drop {within.measured.drop:.2f} points <= {budget.max_drop}, "
+                f"model parts kept out of INT8: {', '.join(within.excluded) or 'none'}"
+            )
+        else:
+            result = calibrate_for_tensorrt(reference, typed, calib)
+            print(
+                f"wrote {typed}: {result.report.quantized_nodes} nodes in INT8, "
+                f"{len(result.report.excluded)} kept out"
+            )
+    return typed, write_tensorrt_graph(typed, strategy)
+
+
+def write_tensorrt_graph(typed: Path, strategy: PluginStrategy) -> Path:
+    """Graph surgery on ``typed`` (a graph in its final precision): ``<stem><tag>.trt.onnx`` beside it."""
     model = onnx.load(str(typed))
     trt_model, dcn, sel = to_tensorrt_graph(model, str(typed), strategy)
     stamp(trt_model, derived(typed, model, TENSORRT_GRAPH))
@@ -348,7 +372,20 @@ def prepare_graph(
     with atomic_path(trt_onnx) as tmp:
         onnx.save(trt_model, tmp)
     print(f"wrote {trt_onnx} ({describe_surgery(strategy, dcn, sel)})")
-    return typed, trt_onnx
+    return trt_onnx
+
+
+def _is_qat_graph(reference: Path, precision: str, args: argparse.Namespace) -> bool:
+    """True for the Q/DQ graph `pem export` writes of a QAT checkpoint (built as it is, with --int8);
+    anything else must be a reference graph."""
+    if not is_qat_graph(read_props(reference)):
+        require_reference(reference)
+        return False
+    if precision != "int8":
+        raise PemError(f"--onnx {reference} is a Q/DQ INT8 graph (`pem train --qat`); build it with --int8")
+    if args.max_miou_drop is not None:
+        raise PemError(f"--onnx {reference} is already INT8 (QAT): --max-miou-drop applies to calibration")
+    return True
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -438,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="every message of TensorRT and ModelOpt as it comes (default: repeats counted, one line each)",
     )
     add_calibration_args(p)
+    add_eval_args(p)
     return p
 
 
@@ -458,7 +496,7 @@ def _build(args: argparse.Namespace, argv: Sequence[str], messages: RepeatCounte
     reference = args.onnx or pick_reference("--onnx")
     if not reference.is_file():
         raise PemError(f"--onnx {reference} does not exist; export one with `pem export --size HxW`")
-    require_reference(reference)
+    qat = _is_qat_graph(reference, precision, args)
     meta = ModelMeta.from_onnx(reference)
     if any(n.domain == PLUGIN_DOMAIN for n in onnx.load(str(reference), load_external_data=False).graph.node):
         raise PemError(f"--onnx {reference} already has plugin nodes; pass the graph `pem export` wrote")
@@ -472,10 +510,19 @@ def _build(args: argparse.Namespace, argv: Sequence[str], messages: RepeatCounte
     check_output_dir(reference.parent, "--onnx's folder")
     if not strategy.plugin_free:
         load_plugins(trt, args.plugins)  # fail early, before minutes of conversion or calibration
-    if precision == "int8" and args.calib_data is None:
+    if precision == "int8" and args.calib_data is None and not qat:
         raise PemError("--int8 needs --calib-data: an image folder, a video, or 'skimage'")
     calib = config_from_args(args, default_data="skimage")
-    _, trt_onnx = prepare_graph(reference, precision, calib, strategy)
+    budget = None
+    if args.max_miou_drop is not None:
+        if precision != "int8":
+            raise PemError("--max-miou-drop is an INT8 accuracy budget; add --int8")
+        budget = BudgetRequest(args.max_miou_drop, held_out_from_args(args))
+    if qat:
+        print(f"{reference} is a Q/DQ INT8 graph from `pem train --qat`: building it without calibration")
+        trt_onnx = write_tensorrt_graph(reference, strategy)
+    else:
+        _, trt_onnx = prepare_graph(reference, precision, calib, strategy, budget)
     options = BuildOptions(
         precision,
         targets,

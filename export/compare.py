@@ -23,10 +23,14 @@ from typing import Any
 import numpy as np
 
 from calibration.calibrate import CalibrationConfig
-from calibration.frames import fit_frame, fit_labels, read_frames
-from export.calibrate import calibrate_for_tensorrt
-from export.export_onnx import ModelSource, export_onnx, load_model
+from calibration.frames import read_frames
+from export.eval_frames import EvalFrames, EvalSource, load_eval_frames
+from export.export_onnx import ModelSource, export_onnx, is_quantized, load_model, model_meta
+from export.int8_budget import BudgetRequest, calibrate_within_budget
+from export.int8_calibrate import calibrate_for_tensorrt
+from export.int8_eval import HeldOut
 from export.precision import convert_fp16
+from export.qat_export import QAT_OPSET, export_qdq_onnx
 from pem_rt.command import run_command
 from pem_rt.errors import PemError
 from pem_rt.files import atomic_write_text
@@ -36,7 +40,7 @@ from pem_rt.paths import check_output_dir
 from pem_rt.sizes import size_arg
 from training.metrics import SemanticMetric
 
-BACKENDS = ("torch", "onnx", "fp16", "int8", "engine")
+BACKENDS = ("torch", "onnx", "fp16", "int8", "int8-budget", "int8-qat", "engine")
 FLOAT_OUTPUTS = ("class_logits", "mask_logits", "scores")
 
 
@@ -51,6 +55,9 @@ class CompareConfig:
         data, dataset, split: a dataset split to take frames and ground truth from; else ``frames`` (an
             image folder, video or "skimage"); max_frames: how many.
         backends: of BACKENDS, the first is the reference; "int8" runs once per ``calib_methods``;
+            "int8-budget" is INT8 within ``int8_budget`` mIoU points (export/int8_budget.py, measured
+            on these frames, calibrated with the first method); "int8-qat" the Q/DQ graph of
+            ``qat_checkpoint`` (`pem train --qat`);
             each may be NAME:MODE to use that post-processing instead of ``postprocess``;
             calib_data (default: the train split of ``data``, else "skimage"), calib_batches: INT8 frames.
         min_agreement, max_miou_drop (points), max_rel_error: tolerances (None = not checked).
@@ -71,21 +78,14 @@ class CompareConfig:
     postprocess: str = DEFAULT_POSTPROCESS
     calib_data: str | None = None
     calib_batches: int = 32
+    int8_budget: float = 0.5
+    qat_checkpoint: Path | None = None
     min_agreement: float | None = None
     max_miou_drop: float | None = None
     max_rel_error: float | None = None
     out: Path = Path("runs/compare")
     save_reference: Path | None = None
     load_reference: Path | None = None
-
-
-@dataclass
-class EvalFrames:
-    images: np.ndarray  # uint8 BGR [N, H, W, 3] at the model's size
-    labels: (
-        np.ndarray | None
-    )  # uint8 [N, H, W] ground truth (255 = void), when the frames come from a dataset
-    names: list[str]
 
 
 @dataclass(frozen=True)
@@ -107,25 +107,9 @@ class BackendResult:
 
 
 def load_frames(config: CompareConfig, size: tuple[int, int]) -> EvalFrames:
-    if config.data is not None:
-        import cv2
-
-        from training.data.loader import open_dataset
-
-        ds = open_dataset(config.dataset, config.data, config.split, panoptic=False)
-        if len(ds) == 0:
-            raise PemError(f"--data {config.data} has no images in split '{config.split}'")
-        records = ds.records[: config.max_frames]
-        images, labels = [], []
-        for r in records:
-            img = cv2.imread(str(r.image), cv2.IMREAD_COLOR)
-            if img is None:
-                raise PemError(f"cannot read image {r.image}")
-            images.append(fit_frame(img, size))
-            labels.append(fit_labels(ds.ground_truth(r, panoptic=False).semantic, size))
-        return EvalFrames(np.stack(images), np.stack(labels), [r.stem for r in records])
-    frames = read_frames(config.frames, size, config.max_frames)
-    return EvalFrames(frames, None, [f"frame{i:03d}" for i in range(len(frames))])
+    return load_eval_frames(
+        EvalSource(config.data, config.dataset, config.split, config.frames), size, config.max_frames
+    )
 
 
 def run_torch(
@@ -372,6 +356,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="INT8 calibration frames (default: the train split of --data, else 'skimage')",
     )
     run.add_argument("--calib-batches", type=int, default=32)
+    run.add_argument(
+        "--int8-budget",
+        type=float,
+        default=0.5,
+        metavar="D",
+        help="int8-budget backend: the mIoU drop (points) its search keeps within (default 0.5)",
+    )
+    run.add_argument(
+        "--qat-checkpoint",
+        type=Path,
+        default=None,
+        help="int8-qat backend: the checkpoint `pem train --qat` wrote (its Q/DQ graph is exported)",
+    )
     tol = p.add_argument_group("tolerances (exit 1 when missed)")
     tol.add_argument("--min-agreement", type=float, default=None, help="label-map agreement, e.g. 0.995")
     tol.add_argument("--max-miou-drop", type=float, default=None, help="mIoU drop in points, e.g. 1.0")
@@ -409,6 +406,8 @@ def parse_backends(
             )
         suffix = f":{mode}" if mode else ""
         kinds = [f"int8-{m}" for m in calib_methods] if kind == "int8" else [kind]
+        if kind in ("int8-budget", "int8-qat") and mode and mode != DEFAULT_POSTPROCESS:
+            raise PemError(f"--backends {entry}: {kind} has the {DEFAULT_POSTPROCESS} post-processing only")
         specs += [BackendSpec(f"{k}{suffix}", k, mode or postprocess) for k in kinds]
     if not specs:
         raise PemError(f"--backends is empty; choose from {', '.join(BACKENDS)}")
@@ -494,16 +493,51 @@ def _onnx_variant(config: CompareConfig, name: str, fp32: Path, size: tuple[int,
     """The graph backend ``name`` runs: the FP32 export, its FP16 conversion or an INT8 calibration."""
     if name == "onnx":
         return fp32
+    if name == "int8-qat":
+        return _qat_graph(config, fp32, size)
+    if name == "int8-budget":
+        return _budget_graph(config, fp32)
     if name == "fp16":
         path = config.out / f"{fp32.stem}.fp16.onnx"
         convert_fp16(fp32, path, read_frames(config.calib_data or "skimage", size, 16), role=SCRATCH)
         return path
     method = name.split("-", 1)[1]
     path = config.out / f"{fp32.stem}.int8-{method}.onnx"
+    calibrate_for_tensorrt(fp32, path, _int8_config(config, fp32, method), role=SCRATCH)
+    return path
+
+
+def _int8_config(config: CompareConfig, fp32: Path, method: str) -> CalibrationConfig:
     calib = config.calib_data or (_train_split_images(config, config.data) if config.data else "skimage")
-    cache = config.out / f"{fp32.stem}.{method}.calib"
-    calib_config = CalibrationConfig(calib, method, config.calib_batches, cache=cache)
-    calibrate_for_tensorrt(fp32, path, calib_config, role=SCRATCH)
+    return CalibrationConfig(
+        calib, method, config.calib_batches, cache=config.out / f"{fp32.stem}.{method}.calib"
+    )
+
+
+def _budget_graph(config: CompareConfig, fp32: Path) -> Path:
+    """INT8 within --int8-budget, measured on the compared frames (held out from calibration)."""
+    path = config.out / f"{fp32.stem}.int8-budget.onnx"
+    frames = None if config.data is not None else config.frames
+    held_out = HeldOut(config.data, config.dataset, config.split, frames, config.max_frames)
+    calib = _int8_config(config, fp32, config.calib_methods[0])
+    result = calibrate_within_budget(fp32, path, calib, BudgetRequest(config.int8_budget, held_out), SCRATCH)
+    print(f"int8-budget: model parts kept out of INT8: {', '.join(result.excluded) or 'none'}")
+    return path
+
+
+def _qat_graph(config: CompareConfig, fp32: Path, size: tuple[int, int]) -> Path:
+    """The Q/DQ graph of --qat-checkpoint (at the compared size)."""
+    if config.qat_checkpoint is None:
+        raise PemError("the int8-qat backend needs --qat-checkpoint RUN/best.pt (from `pem train --qat`)")
+    model = load_model(ModelSource(config.qat_checkpoint))[0]
+    if not is_quantized(model):
+        raise PemError(f"--qat-checkpoint {config.qat_checkpoint} was not trained with `pem train --qat`")
+    reference = ModelMeta.from_onnx(fp32)
+    if model.cfg.dataset.classes != reference.classes:
+        raise PemError(f"--qat-checkpoint {config.qat_checkpoint} has other classes than the compared model")
+    path = config.out / f"{fp32.stem}.int8-qat.onnx"
+    meta = model_meta(model, "semantic", size, 1, QAT_OPSET, DEFAULT_POSTPROCESS)
+    export_qdq_onnx(model, path, meta, role=SCRATCH)
     return path
 
 
@@ -586,6 +620,8 @@ def config_from_args(args: argparse.Namespace) -> CompareConfig:
         postprocess=args.postprocess,
         calib_data=args.calib_data,
         calib_batches=args.calib_batches,
+        int8_budget=args.int8_budget,
+        qat_checkpoint=args.qat_checkpoint,
         min_agreement=args.min_agreement,
         max_miou_drop=args.max_miou_drop,
         max_rel_error=args.max_rel_error,

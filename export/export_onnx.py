@@ -38,6 +38,10 @@ DEFAULT_OPSET = 19
 IR_VERSION = 9  # what opset 19 needs; older ONNX Runtime and TensorRT parsers refuse newer IR versions
 
 
+# INT8 arithmetic in ONNX Runtime vs PyTorch's fake quantisation: roundings differ on a few pixels
+QAT_AGREEMENT = 0.98
+
+
 def _exporter_versions() -> str:
     try:
         version = importlib.metadata.version("pem-rt")
@@ -197,8 +201,17 @@ def load_model(source: ModelSource) -> tuple[PEM, Path | None]:
             f"--preset {ckpt.config.name}"
         )
     model = build_model(ckpt.config)
+    if "qat" in ckpt.extra:  # `pem train --qat`: its fake quantizers' ranges are in the state dict
+        from training.qat import restore_quantizers
+
+        restore_quantizers(model)
     model.load_state_dict(ckpt.model)
     return model.eval(), Path(path)
+
+
+def is_quantized(model: PEM) -> bool:
+    """True for a model with fake quantizers (a `pem train --qat` checkpoint)."""
+    return any(type(m).__name__ == "TensorQuantizer" for m in model.modules())
 
 
 def default_output(checkpoint: Path | None, model: PEM, task: str, size: tuple[int, int]) -> Path:
@@ -252,6 +265,8 @@ def _run(args: argparse.Namespace) -> int:
     check_output_file(out, "--out", "model.onnx")
     start = time.perf_counter()
     parent = sha256_file(checkpoint) if checkpoint else ""
+    if is_quantized(model):
+        return _export_qat(model, out, args, batch, parent)
     meta = export_onnx(
         model,
         out,
@@ -273,6 +288,30 @@ def _run(args: argparse.Namespace) -> int:
         print(f"ONNX Runtime vs PyTorch on a random frame: {agreement * 100:.3f}% of pixels equal")
         if agreement < 0.999:
             print("error: ONNX Runtime disagrees with PyTorch on more than 0.1% of pixels", file=sys.stderr)
+            return 1
+    return 0
+
+
+def _export_qat(model: PEM, out: Path, args: argparse.Namespace, batch: int, parent: str) -> int:
+    """A QAT checkpoint: its Q/DQ graph (export/qat_export.py), checked against the fake-quantised model."""
+    from export.qat_export import QAT_OPSET, export_qdq_onnx
+
+    if args.postprocess != DEFAULT_POSTPROCESS or args.debug_outputs:
+        raise PemError("a QAT checkpoint exports with the default post-processing and no debug outputs")
+    start = time.perf_counter()
+    meta = model_meta(model, "semantic", args.size, batch, QAT_OPSET, DEFAULT_POSTPROCESS)
+    export_qdq_onnx(model, out, meta, parent)
+    print(f"wrote {out} (Q/DQ INT8 graph of a QAT checkpoint) in {time.perf_counter() - start:.0f} s")
+    if not args.no_verify:
+        agreement = verify_with_onnxruntime(model, out, "semantic", args.size, batch)
+        print(
+            f"ONNX Runtime INT8 vs PyTorch fake quantisation on a random frame: {agreement * 100:.3f}% equal"
+        )
+        if agreement < QAT_AGREEMENT:
+            print(
+                f"error: they disagree on more than {(1 - QAT_AGREEMENT) * 100:.0f}% of pixels",
+                file=sys.stderr,
+            )
             return 1
     return 0
 

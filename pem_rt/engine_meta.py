@@ -59,6 +59,8 @@ class EngineSidecar:
     engine_sha256: str = ""
     role: str = "engine"
     parent_sha256: str = ""  # the TensorRT graph (with plugin nodes) the engine was built from
+    int8_excluded_groups: tuple[str, ...] = ()  # model parts --max-miou-drop kept out of INT8
+    int8_budget: dict[str, float] | None = None  # its max_miou_drop and the drop measured on ONNX Runtime
     format: str = SIDECAR_FORMAT
 
     def to_json(self) -> dict[str, Any]:
@@ -132,11 +134,21 @@ def parse_sidecar(text: str, path: str) -> EngineSidecar:
             engine_sha256=str(d.get("engine_sha256", "")),
             role=str(d.get("role", "engine")),
             parent_sha256=str(d.get("parent_sha256", "")),
+            int8_excluded_groups=tuple(str(g) for g in d.get("int8_excluded_groups", [])),
+            int8_budget=_budget(d.get("int8_budget")),
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         raise PemError(
             f"{path} is not a valid engine sidecar ({e}); rebuild with `pem build-engine`"
         ) from None
+
+
+def _budget(value: Any) -> dict[str, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("int8_budget is not an object")
+    return {str(k): float(v) for k, v in value.items()}
 
 
 def verify_engine(engine: str | os.PathLike[str], sidecar: EngineSidecar) -> bool:

@@ -24,6 +24,7 @@ from training.data.loader import DATASET_NAMES
 from training.data.transforms import AugmentConfig
 from training.losses.criterion import LossConfig
 from training.optim import OptimConfig
+from training.qat import QAT_METHODS, QatConfig
 from training.train_config import (
     CheckpointConfig,
     DataConfig,
@@ -123,6 +124,29 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--seed", type=int, default=0)
     w.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default cuda if available)")
     w.add_argument("--no-progress", action="store_true", help="no progress bar")
+    q = p.add_argument_group("quantisation-aware training (fine-tune a trained model for INT8)")
+    q.add_argument(
+        "--qat",
+        action="store_true",
+        help="fine-tune --weights with INT8 fake quantisation (NVIDIA ModelOpt); then `pem export` writes "
+        "its Q/DQ graph, which `pem build-engine --int8` builds without calibration",
+    )
+    q.add_argument(
+        "--calib-data",
+        type=Path,
+        default=None,
+        help="--qat: image folder of the calibration frames (default: the training split's images)",
+    )
+    q.add_argument(
+        "--calib-method",
+        choices=QAT_METHODS,
+        default="max",
+        help="--qat: initial activation ranges (default max, ModelOpt's QAT default)",
+    )
+    q.add_argument("--calib-batches", type=int, default=32, help="--qat: calibration frames (default 32)")
+    q.add_argument(
+        "--calib-percentile", type=float, default=99.99, help="--qat: for --calib-method percentile"
+    )
     return p
 
 
@@ -174,6 +198,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         device=args.device,
         threads=args.threads,
         progress=not args.no_progress,
+        qat=QatConfig(args.calib_method, args.calib_data, args.calib_batches, args.calib_percentile)
+        if args.qat
+        else None,
     )
 
 

@@ -22,6 +22,7 @@ from training.data.transforms import AugmentConfig
 from training.losses.criterion import LossConfig
 from training.model.config import ModelConfig
 from training.optim import OptimConfig
+from training.qat import QatConfig
 
 # Reference base learning rates (configs of the PEM repository): Cityscapes 7e-4, ADE20K 4e-4.
 DEFAULT_LR = {"cityscapes": 7e-4, "ade20k": 4e-4, "coco-panoptic": 1e-4, "custom": 4e-4}
@@ -102,7 +103,7 @@ class CheckpointConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     """One training run. ``out`` is the run folder; ``device`` None = cuda if available; ``threads``
-    None = torch's choice."""
+    None = torch's choice; ``qat``: fine-tune with INT8 fake quantisation (None = plain training)."""
 
     model: ModelConfig
     data: DataConfig
@@ -116,6 +117,7 @@ class TrainConfig:
     device: str | None = None
     threads: int | None = None
     progress: bool = True
+    qat: QatConfig | None = None  # quantisation-aware fine-tuning (training/qat.py)
 
     @property
     def dataset(self) -> str:
@@ -147,6 +149,10 @@ class TrainConfig:
             raise PemError(
                 "--task instance is not trained here; train --task panoptic (instances come from it)"
             )
+        if self.qat is not None and c.weights is None and c.resume is None:
+            raise PemError("--qat fine-tunes a trained model for INT8: pass --weights RUN/best.pt")
+        if self.qat is not None and self.qat.calib_batches < 1:
+            raise PemError(f"--calib-batches must be >= 1, got {self.qat.calib_batches}")
         if c.resume is not None and not c.resume.is_file():
             raise PemError(
                 f"--resume: {c.resume} does not exist; start without --resume or pass a checkpoint path"

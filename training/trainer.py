@@ -31,6 +31,7 @@ from training.model import PEM, ModelConfig, build_model
 from training.model.transfer import freeze_backbone, load_weights
 from training.model.weights import load_backbone
 from training.optim import build_optimizer, build_scheduler
+from training.qat import calibration_images, evenly, folder_images, quantize_for_training
 from training.run_log import MetricsLog, final_report
 from training.train_config import TrainConfig
 from training.train_step import batch_losses, gather_rng_states, mean_over_ranks, set_rng_state
@@ -105,8 +106,23 @@ def _open_data(config: TrainConfig, main: bool) -> tuple[DatasetSource, DatasetS
     return source, val_source
 
 
+def _qat_frames(config: TrainConfig, source: DatasetSource) -> list[np.ndarray]:
+    """The calibration frames of --qat: --calib-data, else the training split's images (evenly picked)."""
+    assert config.qat is not None
+    qat = config.qat
+    if qat.calib_data is not None:
+        files = folder_images(qat.calib_data, qat.calib_batches)
+    else:
+        files = evenly(sorted(r.image for r in source.records), qat.calib_batches)
+    return calibration_images(files, config.augment.crop)
+
+
 def _build_parts(
-    config: TrainConfig, info: distributed.DistInfo, device: torch.device, log: Callable[..., None]
+    config: TrainConfig,
+    info: distributed.DistInfo,
+    device: torch.device,
+    log: Callable[..., None],
+    source: DatasetSource,
 ) -> _Parts:
     cfg = config.model
     torch.manual_seed(config.schedule.seed)  # identical initial weights on every rank
@@ -118,6 +134,8 @@ def _build_parts(
         log(load_initial_weights(model, config.checkpoint.weights))
     if config.checkpoint.freeze_backbone:
         log(freeze_backbone(model))
+    if config.qat is not None:
+        log(quantize_for_training(model, config.qat, _qat_frames(config, source)))
     model.to(device)
     if info.enabled:
         model = distributed.convert_sync_batchnorm(model, device)  # type: ignore[assignment]
@@ -152,7 +170,7 @@ def _train(config: TrainConfig, info: distributed.DistInfo, device: torch.device
         )
     source, val_source = _open_data(config, info.main)
     log = print if info.main else (lambda *a, **k: None)
-    parts = _build_parts(config, info, device, log)
+    parts = _build_parts(config, info, device, log, source)
     torch.manual_seed(sched.seed + info.rank)
     step, best = 0, {"value": -math.inf, "step": 0}
     if resume is not None:
@@ -390,5 +408,7 @@ class _Loop:
             "best": self.best,
             "train_config": self.config.to_json(),
         }
+        if self.config.qat is not None:  # the quantizers' ranges are in the state dict
+            extra["qat"] = self.config.qat.to_json()
         pem = self.model
         save_checkpoint(path, Checkpoint(pem.cfg, self.model.state_dict(), extra))

@@ -54,9 +54,10 @@ class PrototypeCrossAttention(nn.Module):
     ) -> Tensor:
         """tgt, query_pos [B,Q,C]; memory, pos [B,C,H,W]; mask_logits [B,Q,H*W] or None."""
         mask = None if mask_logits is None else mask_logits.detach()
-        exporting = torch.compiler.is_compiling() or torch.compiler.is_exporting()
+        exporting = torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing()
         if torch.is_grad_enabled() or exporting or memory.device.type != "cpu":
-            # training, export (graph surgery matches the reference ops' pattern in the ONNX) and GPUs, where
+            # training, export (graph surgery matches the reference ops' pattern in the ONNX; the traced
+            # TorchScript export of a fake-quantised model too) and GPUs, where
             # the B x heads x Q x N scores are cheap and the streaming loop would be launch-bound
             tokens = F.normalize(self.feature_proj(memory + pos), dim=-1)
             queries = F.normalize(self.query_proj(tgt + query_pos), dim=-1)
