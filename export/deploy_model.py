@@ -20,10 +20,10 @@ the graph so the host does no per-pixel float work and never copies Q x H x W ma
   only the pixels on edges between classes are computed as ``exact`` does, from their sources' Q mask
   logits (a data-dependent number of pixels: NonZero, Gather and ScatterND in the graph). The debug
   ``scores`` of a fast graph are the mask-resolution scores up-sampled (where K > Q, exact's), which the
-  labels refine on the edges. Panoptic: the winning query is chosen at mask resolution and up-sampled
-  by nearest neighbour; the own-mask test (winner's mask probability >= 0.5) uses the winner's mask logit
-  up-sampled bilinearly; ``winner_area`` and ``mask_area`` are counted at mask resolution and scaled to
-  frame pixels (the nearest-up-sampled winner map has exactly those areas). Same outputs, same shapes.
+  labels refine on the edges. Panoptic likewise: the winning query is chosen at mask resolution; inside
+  a cell of one winner the own-mask test (winner's mask probability >= 0.5) uses the winner's mask logit
+  up-sampled bilinearly, and the edge cells are computed as exact does; ``winner_area`` and
+  ``mask_area`` are counted at mask resolution and scaled to frame pixels. Same outputs, same shapes.
 
 ``debug=True`` adds the float tensors before the argmax (``class_logits``, ``mask_logits`` and, for
 semantic, ``scores`` [N, K, H, W]) to compare backends.
@@ -43,7 +43,7 @@ from pem_rt.model_meta import (
     VOID_WINNER,
 )
 from training.model import PEM
-from training.model.postprocess import resize_masks, semantic_labels_at, semantic_scores
+from training.model.postprocess import Cells, resize_masks, semantic_labels_at, semantic_scores
 
 
 class DeployModel(nn.Module):
@@ -133,15 +133,24 @@ class DeployModel(nn.Module):
         prob = mask_logits.sigmoid()  # [N, Q, h, w]: mask resolution
         weighted = torch.where(keep[:, :, None, None], scores[:, :, None, None] * prob, -1.0)
         winner = weighted.argmax(dim=1)  # [N, h, w]
-        winner_kept = keep.gather(1, winner.flatten(1)).view_as(winner)
-        kept = torch.where(winner_kept, winner, VOID_WINNER).unsqueeze(1).float()
-        up = F.interpolate(kept, size=size, mode="nearest").squeeze(1)  # [N, H, W]
-        own_logit = resize_masks(mask_logits.gather(1, winner.unsqueeze(1)), size).squeeze(1)
+        cells = Cells.of(winner, mask_logits, size)
+        if cells is None:
+            return self._panoptic(class_logits, resize_masks(mask_logits, size))
+        # inside a cell of one winner: that query, where its own up-sampled mask logit is >= 0 (prob >= 0.5)
+        kept_winner = torch.where(keep.gather(1, winner.flatten(1)).view_as(winner), winner, VOID_WINNER)
+        own = cells.upsample_corners(mask_logits.gather(1, winner.unsqueeze(1)).squeeze(1))
+        inside = torch.where(own >= 0.0, cells.inside(kept_winner), VOID_WINNER)
+        # edge cells: every query's up-sampled mask, as exact computes them
+        edge_weighted = torch.where(keep[:, None, :], scores[:, None, :] * cells.logits.sigmoid(), -1.0)
+        edge_winner = edge_weighted.argmax(dim=2)  # [N, capacity * fy * fx]
+        edge_own = cells.logits.gather(2, edge_winner.unsqueeze(2)).squeeze(2) >= 0.0
+        edge_kept = keep.gather(1, edge_winner)
+        edges = torch.where(edge_own & edge_kept, edge_winner, VOID_WINNER)
         scale = float(size[0] * size[1]) / float(prob.shape[2] * prob.shape[3])  # frame pixels per mask pixel
         return (
             torch.where(keep, labels, -1).to(torch.int32),
             scores,
-            torch.where(own_logit >= 0.0, up, float(VOID_WINNER)).to(torch.uint8),  # logit >= 0: prob >= 0.5
+            cells.paint(inside, edges, size).to(torch.uint8),
             (_areas(winner, prob.shape[1]).float() * scale).round().to(torch.int32),
             ((mask_logits >= 0.0).sum(dim=(2, 3)).float() * scale).round().to(torch.int32),
         )

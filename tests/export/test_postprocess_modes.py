@@ -107,7 +107,7 @@ def test_panoptic_outputs_have_the_same_structure(exported: Exported) -> None:
 
 def test_fast_panoptic_agrees_with_exact_on_segments() -> None:
     """Box-shaped masks at 1/4 resolution (smoothed: real mask logits are not pixel noise): fast's winner
-    map matches exact's on ~98 % of pixels (the rest are box edges, a large share of these small frames);
+    map matches exact's on 99.9 % of pixels (the edge cells computed as exact does; without them 98 %);
     the host assembly finds the same segments unless a query sits at the overlap threshold, where the areas
     counted at mask resolution can tip it the other way."""
     deploy = DeployModel(build_model(get_preset("cityscapes-tiny")), "panoptic", postprocess="fast")
@@ -129,7 +129,7 @@ def test_fast_panoptic_agrees_with_exact_on_segments() -> None:
         _, e_segments = assemble_panoptic(e_labels, e_winner, e_won, e_own, things, 0.8)
         _, f_segments = assemble_panoptic(f_labels, f_winner, f_won, f_own, things, 0.8)
         same_segments += e_segments == f_segments
-    assert agreement >= 0.97
+    assert agreement >= 0.995
     assert same_segments >= 20
 
 

@@ -76,6 +76,76 @@ def _first_cells(mixed: Tensor, capacity: int) -> tuple[Tensor, Tensor]:
     return first[:, :capacity].flatten(), rows.flatten()
 
 
+@dataclass(frozen=True)
+class Cells:
+    """Up-sampling by integer factors seen as cells: cell (i, j) spans padded mask pixels (i, j) .. (i+1,
+    j+1) and holds ``fy x fx`` frame pixels; the frame starts at ``offset`` on the canvas of all cells.
+    ``cell`` [B * capacity] (within its frame) and ``frame`` [B * capacity] name the edge cells (the
+    first :data:`EDGE_CELL_SHARE` of the cells whose corners disagree), ``logits`` [B, capacity * fy * fx,
+    Q] are the up-sampled mask logits of their frame pixels, ``weights`` [fy * fx, 4] the bilinear weights
+    of a cell's four corners (top-left, top-right, bottom-left, bottom-right)."""
+
+    shape: tuple[int, int, int, int]  # B, h + 1, w + 1 cells, Q
+    factors: tuple[int, int]
+    offset: tuple[int, int]
+    cell: Tensor
+    frame: Tensor
+    logits: Tensor
+    weights: Tensor
+
+    @staticmethod
+    def of(low: Tensor, mask_logits: Tensor, size: tuple[int, int]) -> Cells | None:
+        """The cells of ``low`` [B, h, w] (labels or winning queries at mask resolution) at ``size``;
+        None when ``size`` is not an integer multiple of the mask resolution."""
+        n, q, h, w = mask_logits.shape
+        if size[0] % h or size[1] % w:
+            return None
+        fy, fx = size[0] // h, size[1] // w
+        (oy, wy), (ox, wx) = _cell_weights(fy), _cell_weights(fx)
+        pad = _pad_edges(low)  # [B, h+2, w+2]
+        corner = pad[:, :-1, :-1]
+        mixed = (corner != pad[:, :-1, 1:]) | (corner != pad[:, 1:, :-1]) | (corner != pad[:, 1:, 1:])
+        cells = (h + 1) * (w + 1)
+        cell, frame = _first_cells(mixed.view(n, cells), max(1, math.ceil(EDGE_CELL_SHARE * cells)))
+        i, j = cell // (w + 1), cell % (w + 1)
+        table = _pad_edges(mask_logits).permute(0, 2, 3, 1).reshape(-1, q)  # Q logits per padded pixel
+        top = frame * ((h + 2) * (w + 2)) + i * (w + 2) + j
+        taps = torch.stack([top, top + 1, top + (w + 2), top + (w + 3)], dim=1)  # [C, 4]
+        corners = table.index_select(0, taps.flatten()).view(-1, 4, q)  # [C, 4, Q]
+        weights = torch.tensor(
+            [[(1 - a) * (1 - c), (1 - a) * c, a * (1 - c), a * c] for a in wy for c in wx],
+            dtype=mask_logits.dtype, device=mask_logits.device,
+        )  # fmt: skip
+        logits = torch.matmul(weights, corners).view(n, -1, q)  # the edge cells' frame pixels, up-sampled
+        return Cells((n, h + 1, w + 1, q), (fy, fx), (oy, ox), cell, frame, logits, weights)
+
+    def inside(self, values: Tensor) -> Tensor:
+        """``values`` [B, h, w] at mask resolution -> [B, cells, fy * fx]: each cell's top-left value on
+        all its pixels (inside a cell of one value, that value)."""
+        n, ch, cw, _ = self.shape
+        corner = _pad_edges(values)[:, :-1, :-1].reshape(n, ch * cw, 1)
+        return corner.expand(-1, -1, self.factors[0] * self.factors[1])
+
+    def upsample_corners(self, values: Tensor) -> Tensor:
+        """``values`` [B, h, w] at mask resolution -> [B, cells, fy * fx], bilinearly, in cell layout."""
+        padded = _pad_edges(values)
+        taps = torch.stack(
+            [padded[:, :-1, :-1], padded[:, :-1, 1:], padded[:, 1:, :-1], padded[:, 1:, 1:]], dim=-1
+        ).flatten(1, 2)  # [B, cells, 4]
+        return torch.matmul(taps, self.weights.t())
+
+    def paint(self, inside: Tensor, edges: Tensor, size: tuple[int, int]) -> Tensor:
+        """The frame [B, H, W] from per-cell values ``inside`` [B, cells, fy * fx] with the edge cells'
+        pixels ``edges`` [B, capacity * fy * fx] written over them."""
+        n, ch, cw, _ = self.shape
+        fy, fx = self.factors
+        rows = self.frame * (ch * cw) + self.cell
+        canvas = inside.reshape(n * ch * cw, fy * fx).index_put((rows,), edges.reshape(-1, fy * fx))
+        canvas = canvas.view(n, ch, cw, fy, fx).permute(0, 1, 3, 2, 4).reshape(n, ch * fy, cw * fx)
+        oy, ox = self.offset
+        return canvas[:, oy : oy + size[0], ox : ox + size[1]]
+
+
 def semantic_labels_at(
     class_logits: Tensor, mask_logits: Tensor, size: tuple[int, int], fast: bool
 ) -> Tensor:
@@ -88,34 +158,13 @@ def semantic_labels_at(
     :data:`EDGE_CELL_SHARE` of the cells, so the work is fixed, Q x K per mask pixel plus Q x K per frame
     pixel of that share, instead of Q x K per frame pixel.
     """
-    n, q, h, w = mask_logits.shape
-    height, width = size
-    if not fast or height % h or width % w:
+    low = semantic_probabilities(class_logits, mask_logits).argmax(dim=1) if fast else None
+    cells = None if low is None else Cells.of(low, mask_logits, size)
+    if low is None or cells is None:
         return semantic_scores(class_logits, mask_logits, size, fast=False).argmax(dim=1)
-    fy, fx = height // h, width // w
-    (oy, wy), (ox, wx) = _cell_weights(fy), _cell_weights(fx)
-    low = _pad_edges(semantic_probabilities(class_logits, mask_logits).argmax(dim=1))  # [B, h+2, w+2]
-    corner = low[:, :-1, :-1]  # cell (i, j) spans padded pixels (i, j) .. (i+1, j+1)
-    mixed = (corner != low[:, :-1, 1:]) | (corner != low[:, 1:, :-1]) | (corner != low[:, 1:, 1:])
-    cells = (h + 1) * (w + 1)
-    cell, b = _first_cells(mixed.view(n, cells), max(1, math.ceil(EDGE_CELL_SHARE * cells)))
-    i, j = cell // (w + 1), cell % (w + 1)
-    table = _pad_edges(mask_logits).permute(0, 2, 3, 1).reshape(-1, q)  # Q logits per padded pixel
-    top = b * ((h + 2) * (w + 2)) + i * (w + 2) + j
-    taps = torch.stack([top, top + 1, top + (w + 2), top + (w + 3)], dim=1)  # [C, 4]
-    corners = table.index_select(0, taps.flatten()).view(-1, 4, q)  # [C, 4, Q]
-    weights = torch.tensor(
-        [[(1 - a) * (1 - c), (1 - a) * c, a * (1 - c), a * c] for a in wy for c in wx],
-        dtype=mask_logits.dtype, device=mask_logits.device,
-    )  # fmt: skip
-    logits = torch.matmul(weights, corners)  # [C, fy * fx, Q]: the cell's frame pixels, up-sampled
     probs = F.softmax(class_logits, dim=-1)[..., :-1]  # [B, Q, K]
-    scores = torch.matmul(logits.sigmoid().view(n, -1, q), probs)  # [B, capacity * fy * fx, K]
-    refined = scores.argmax(dim=2).view(-1, fy * fx)  # [C, fy * fx]
-    canvas = corner.flatten().unsqueeze(1).expand(-1, fy * fx).index_put((b * cells + cell,), refined)
-    canvas = canvas.view(n, h + 1, w + 1, fy, fx).permute(0, 1, 3, 2, 4)
-    canvas = canvas.reshape(n, (h + 1) * fy, (w + 1) * fx)
-    return canvas[:, oy : oy + height, ox : ox + width]
+    edges = torch.matmul(cells.logits.sigmoid(), probs).argmax(dim=2)  # [B, capacity * fy * fx]
+    return cells.paint(cells.inside(low), edges, size)
 
 
 def semantic_labels(class_logits: Tensor, mask_logits: Tensor) -> Tensor:
