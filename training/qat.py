@@ -125,11 +125,24 @@ def quantize_for_training(model: PEM, config: QatConfig, frames: Sequence[np.nda
             enable_stats_collection(model)
             loop(model)
             _load_histogram_ranges(model, config.method, config.percentile)
+    _switch_off_unreached(model)
     model.train(was_training)
     count = sum(1 for q in _quantizers(model) if q.is_enabled)
     return (
         f"QAT: {count} INT8 fake quantizers, ranges from {config.method} on {len(frames)} calibration frames"
     )
+
+
+def _switch_off_unreached(model: nn.Module) -> None:
+    """nn.MultiheadAttention uses its ``out_proj`` weight without calling ``out_proj``, so that module's
+    quantizers never see a tensor: off, without a range, in the QAT model and in its restored copy alike
+    (else the checkpoint's state dict and the restored model disagree on their keys)."""
+    for attention in model.modules():
+        if isinstance(attention, nn.MultiheadAttention):
+            for q in _quantizers(attention.out_proj):
+                q.disable()
+                if getattr(q, "_amax", None) is not None:
+                    q.reset_amax()
 
 
 def _quantizers(model: nn.Module) -> list[Any]:
@@ -165,4 +178,5 @@ def restore_quantizers(model: PEM, size: tuple[int, int] = (64, 64)) -> None:
     model.eval()
     with contextlib.redirect_stdout(io.StringIO()):
         mtq.quantize(model, quant_config("max"), forward_loop=_forward_loop([frame]))
+    _switch_off_unreached(model)
     model.train(was_training)
