@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -29,13 +30,13 @@ def _copy(path: Path, folder: Path) -> Path:
     return dst
 
 
-@pytest.mark.parametrize("preset", ["cityscapes-r50", "cityscapes-tiny"])
-def test_trt_graph_parses_in_tensorrt_rtx(exported: Exported, plugin_library: Path, preset: str) -> None:
+def parse_in_tensorrt_rtx(path: Path, plugin_library: Path) -> tuple[Any, Any, int]:
+    """The TensorRT graph of ``path`` (after surgery) parsed by TensorRT-RTX with our plugins:
+    (network, parser, prototype-selection plugins); the parser owns the network's weights."""
     import tensorrt_rtx as trt
 
     import plugins
 
-    _, path = exported(preset)
     model, _, sel = to_tensorrt_graph(onnx.load(str(path)), str(path))
     plugins.load(trt, plugin_library)
     logger = trt.Logger(trt.Logger.WARNING)
@@ -44,6 +45,15 @@ def test_trt_graph_parses_in_tensorrt_rtx(exported: Exported, plugin_library: Pa
     assert parser.parse(model.SerializeToString()), [
         str(parser.get_error(i)) for i in range(parser.num_errors)
     ]
+    return network, parser, sel
+
+
+@pytest.mark.parametrize("preset", ["cityscapes-r50", "cityscapes-tiny"])
+def test_trt_graph_parses_in_tensorrt_rtx(exported: Exported, plugin_library: Path, preset: str) -> None:
+    import tensorrt_rtx as trt
+
+    _, path = exported(preset)
+    network, _parser, sel = parse_in_tensorrt_rtx(path, plugin_library)
     kinds = [network.get_layer(i).type for i in range(network.num_layers)]
     assert kinds.count(trt.LayerType.PLUGIN_V3) == 3 + sel
 

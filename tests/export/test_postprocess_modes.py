@@ -160,19 +160,9 @@ def test_sidecar_records_the_mode_and_reads_old_ones_as_exact(exported: Exported
 
 @pytest.mark.parametrize("task", ["semantic", "panoptic"])
 def test_fast_graph_parses_in_tensorrt_rtx(exported: Exported, plugin_library: Path, task: str) -> None:
-    import tensorrt_rtx as trt
-
-    import plugins
-    from export.surgery import to_tensorrt_graph
+    from tests.export.test_build_engine import parse_in_tensorrt_rtx
 
     _, path = exported("cityscapes-tiny", task=task, debug=False, postprocess="fast")
-    model, _, _ = to_tensorrt_graph(onnx.load(str(path)), str(path))
-    plugins.load(trt, plugin_library)
-    logger = trt.Logger(trt.Logger.WARNING)
-    network = trt.Builder(logger).create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
-    parser = trt.OnnxParser(network, logger)
-    assert parser.parse(model.SerializeToString()), [
-        str(parser.get_error(i)) for i in range(parser.num_errors)
-    ]
+    network, _parser, _ = parse_in_tensorrt_rtx(path, plugin_library)
     outputs = [network.get_output(i).name for i in range(network.num_outputs)]
     assert outputs == list(meta_of(path).outputs)
