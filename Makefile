@@ -64,7 +64,7 @@ bench: $(STAMP)
 # Every parser of a file a user may hand us, fuzzed with atheris for FUZZ_RUNS executions each (only the
 # project's PemError may come out; a crash stops with the input saved as build/fuzz/crash-*).
 FUZZ_RUNS ?= 1000000
-FUZZ_TARGETS := sidecar onnx_metadata calibration_cache annotations sources_file checkpoint
+FUZZ_TARGETS := sidecar onnx_metadata calibration_cache annotations sources_file checkpoint checkpoint_content
 fuzz: $(STAMP)
 	mkdir -p build/fuzz
 	for t in $(FUZZ_TARGETS); do \

@@ -30,7 +30,7 @@ from pem_rt.lineage import REFERENCE, Lineage, pick_checkpoint, stamp
 from pem_rt.model_meta import DEFAULT_POSTPROCESS, POSTPROCESS_MODES, ModelMeta
 from pem_rt.paths import check_output_file
 from pem_rt.sizes import size_arg
-from training.checkpoint import load_checkpoint
+from training.checkpoint import load_checkpoint, load_state
 from training.model import PEM, build_model, get_preset
 from training.model.weights import load_official
 
@@ -205,7 +205,7 @@ def load_model(source: ModelSource) -> tuple[PEM, Path | None]:
         from training.qat import restore_quantizers
 
         restore_quantizers(model)
-    model.load_state_dict(ckpt.model)
+    load_state(model, ckpt.model, path)
     return model.eval(), Path(path)
 
 

@@ -63,14 +63,33 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
             f"{path} is not a PEM-RT checkpoint; official PEM/detectron2 weights are imported with "
             "`--weights` (training.model.weights.load_official)"
         )
+    if "config" not in data or "model" not in data:
+        raise PemError(f"{path} is a damaged PEM-RT checkpoint (no config or no weights); use an earlier one")
     try:
         cfg = ModelConfig.from_dict(data["config"])
-        model = data["model"]
-        if not isinstance(model, dict):
-            raise TypeError("its 'model' is not a state dict")
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+    except PemError as e:
+        raise PemError(f"{path}: {e}") from None
+    model = data["model"]
+    if not isinstance(model, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in model.items()
+    ):
         raise PemError(
-            f"{path} is a damaged PEM-RT checkpoint ({type(e).__name__}: {str(e)[:80]}); use an earlier one"
-        ) from None
+            f"{path} is a damaged PEM-RT checkpoint (its 'model' is not a state dict of named tensors); "
+            "use an earlier one"
+        )
     extra = {k: v for k, v in data.items() if k not in ("format", "config", "model")}
     return Checkpoint(cfg, model, extra)
+
+
+def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str | os.PathLike[str]) -> None:
+    """``model.load_state_dict(state)`` (strict) with one line when the weights do not fit the model
+    their checkpoint's config describes (a damaged or hand-edited file)."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        detail = first[1].strip() if len(first) > 1 else (first[0] if first else "")
+        raise PemError(
+            f"{path}: its weights do not fit the model its config describes ({detail[:120]}); "
+            "the file is damaged: use an earlier checkpoint"
+        ) from None

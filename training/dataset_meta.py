@@ -7,6 +7,7 @@ files use: Cityscapes labelIds, ADE20K category ids (1-based in the PNGs), COCO 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 Color = tuple[int, int, int]
 
@@ -48,14 +49,43 @@ class DatasetMeta:
 
     @staticmethod
     def from_dict(d: dict[str, object]) -> DatasetMeta:
+        """Inverse of :meth:`to_dict`; a stored mapping of the wrong shape or types is a ValueError."""
+        if not isinstance(d, dict):
+            raise ValueError("dataset is not a mapping")
+        classes, palette = _list(d["classes"], "classes"), _list(d["palette"], "palette")
+        if not classes or not all(isinstance(c, str) for c in classes):
+            raise ValueError("dataset.classes must be a non-empty list of names")
+        if not all(
+            isinstance(c, list | tuple) and len(c) == 3 and all(_is_int(v, 0, 255) for v in c)
+            for c in palette
+        ):
+            raise ValueError("dataset.palette must hold one [R, G, B] of 0..255 per class")
+        ids = {k: _list(d[k], k) for k in ("thing_ids", "dataset_ids")}
+        if not all(_is_int(v, 0, 1 << 31) for k in ids for v in ids[k]):
+            raise ValueError("dataset.thing_ids and dataset.dataset_ids must hold non-negative whole numbers")
+        ignore = d.get("ignore_label", 255)
+        if not _is_int(ignore, 0, 1 << 31):
+            raise ValueError("dataset.ignore_label must be a non-negative whole number")
+        if not isinstance(d["name"], str):
+            raise ValueError("dataset.name must be a string")
         return DatasetMeta(
-            name=str(d["name"]),
-            classes=tuple(str(c) for c in d["classes"]),  # type: ignore[attr-defined]
-            palette=tuple((int(c[0]), int(c[1]), int(c[2])) for c in d["palette"]),  # type: ignore[attr-defined]
-            thing_ids=tuple(int(t) for t in d["thing_ids"]),  # type: ignore[attr-defined]
-            dataset_ids=tuple(int(t) for t in d["dataset_ids"]),  # type: ignore[attr-defined]
-            ignore_label=int(d.get("ignore_label", 255)),  # type: ignore[call-overload]
+            name=d["name"],
+            classes=tuple(classes),
+            palette=tuple((c[0], c[1], c[2]) for c in palette),
+            thing_ids=tuple(ids["thing_ids"]),
+            dataset_ids=tuple(ids["dataset_ids"]),
+            ignore_label=ignore,  # type: ignore[arg-type]
         )
+
+
+def _list(value: object, key: str) -> list[Any]:
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"dataset.{key} must be a list")
+    return list(value)
+
+
+def _is_int(value: object, low: int, high: int) -> bool:
+    return type(value) is int and low <= value <= high
 
 
 # Cityscapes: the 19 evaluated classes (trainIds 0..18) with their labelIds and official colours.

@@ -23,7 +23,7 @@ import torch
 
 from pem_rt.command import run_command
 from pem_rt.errors import PemError
-from training.checkpoint import load_checkpoint
+from training.checkpoint import load_checkpoint, load_state
 from training.data.loader import DATASET_NAMES, dataset_defaults, open_dataset
 from training.data.spec import spec_file
 from training.evaluator import EvalResult, evaluate_files, evaluate_model
@@ -80,7 +80,7 @@ def _run(args: argparse.Namespace) -> None:
             )
         device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         model = build_model(cfg)
-        model.load_state_dict(ckpt.model)
+        load_state(model, ckpt.model, args.checkpoint)
         model.to(device).eval()
         short = args.short_side if args.short_side is not None else dataset_defaults(dataset)[2]
         if args.save_predictions:

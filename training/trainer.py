@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from pem_rt.errors import PemError
 from training import distributed
-from training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from training.checkpoint import Checkpoint, load_checkpoint, load_state, save_checkpoint
 from training.data.loader import TrainDataset, TrainSampler, collate_train, open_dataset
 from training.data.records import DatasetSource
 from training.dataset_check import startup_check
@@ -269,7 +269,7 @@ def _restore(
         raise PemError(
             f"{path} was written by {len(rngs)} process(es); resume it with as many, not {info.world}"
         )
-    parts.model.load_state_dict(ckpt.model)
+    load_state(parts.model, ckpt.model, path)
     parts.optimizer.load_state_dict(ckpt.extra["optimizer"])
     parts.scheduler.load_state_dict(ckpt.extra["scheduler"])
     if ckpt.extra.get("scaler"):

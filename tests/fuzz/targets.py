@@ -13,6 +13,7 @@ import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pem_rt.errors import PemError
 
@@ -71,6 +72,32 @@ def checkpoint(data: bytes) -> None:
     load_checkpoint(_file("model.pt", data))
 
 
+def checkpoint_content(data: bytes) -> None:
+    """What is inside a well-formed checkpoint file, fuzzed as JSON (mutating the zip container, as
+    :func:`checkpoint` does, seldom gets a payload through): its config fields and weights of any type.
+    ``{"__tensor__": [shape]}`` stands for a tensor of zeros."""
+    import torch
+
+    from training.checkpoint import load_checkpoint
+
+    try:
+        payload = json.loads(data.decode("utf-8", "replace"), object_hook=_tensor_hook)
+        buf = io.BytesIO()
+        torch.save(payload, buf)
+    except (ValueError, RecursionError):
+        return  # not a payload torch.save can write: :func:`checkpoint` covers such files
+    load_checkpoint(_file("content.pt", buf.getvalue()))
+
+
+def _tensor_hook(obj: dict[str, Any]) -> Any:
+    import torch
+
+    shape = obj.get("__tensor__")
+    if len(obj) == 1 and isinstance(shape, list) and all(type(n) is int and 0 <= n <= 8 for n in shape[:3]):
+        return torch.zeros(shape[:3])
+    return obj
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "sidecar": sidecar,
     "onnx_metadata": onnx_metadata,
@@ -78,6 +105,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "annotations": annotations,
     "sources_file": sources_file,
     "checkpoint": checkpoint,
+    "checkpoint_content": checkpoint_content,
 }
 # what each target instruments for coverage feedback (the code that parses, not torch or json's C code)
 INSTRUMENT = {
@@ -87,6 +115,7 @@ INSTRUMENT = {
     "annotations": ["training.data.coco_panoptic"],
     "sources_file": ["runtime.stream"],
     "checkpoint": ["training.checkpoint", "training.model.config", "training.dataset_meta"],
+    "checkpoint_content": ["training.checkpoint", "training.model.config", "training.dataset_meta"],
 }
 
 
@@ -193,6 +222,16 @@ def _checkpoint_seeds() -> list[bytes]:
     return [buf.getvalue(), plain.getvalue()]
 
 
+def _checkpoint_content_seeds() -> list[bytes]:
+    from training.checkpoint import FORMAT
+    from training.model.config import get_preset
+
+    weights = {"pixel_decoder.w": {"__tensor__": [2, 3]}, "decoder.b": {"__tensor__": [4]}}
+    full = {"format": FORMAT, "config": get_preset("cityscapes-tiny").to_dict(), "model": weights, "step": 7}
+    panoptic = {"format": FORMAT, "config": get_preset("coco-panoptic-tiny").to_dict(), "model": {}}
+    return [json.dumps(full).encode(), json.dumps(panoptic).encode(), b'{"format": "pem-rt/1"}']
+
+
 _SEEDS: dict[str, Callable[[], list[bytes]]] = {
     "sidecar": _sidecar_seeds,
     "onnx_metadata": _onnx_seeds,
@@ -200,6 +239,7 @@ _SEEDS: dict[str, Callable[[], list[bytes]]] = {
     "annotations": _annotation_seeds,
     "sources_file": _sources_seeds,
     "checkpoint": _checkpoint_seeds,
+    "checkpoint_content": _checkpoint_content_seeds,
 }
 
 

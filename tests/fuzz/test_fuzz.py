@@ -3,6 +3,7 @@ fuzzing found that once escaped as something other than PemError."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 from tests.fuzz.targets import TARGETS, run_one, seeds
 
 REPO = Path(__file__).resolve().parents[2]
-RUNS = {"checkpoint": 100}  # torch.load is the slow one
+RUNS = {"checkpoint": 100, "checkpoint_content": 200}  # torch.save/load are the slow ones
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
@@ -49,3 +50,9 @@ def test_seeds_parse(target: str) -> None:
 )
 def test_found_inputs_give_pem_error_only(target: str, data: bytes) -> None:
     run_one(target, data)
+
+
+def test_checkpoint_config_found_inputs_give_pem_error_only() -> None:
+    seed = json.loads(seeds("checkpoint_content")[0])
+    seed["config"]["dataset"]["palette"][0] = [1e400, 0, 0]  # infinity: int() of it was an OverflowError
+    run_one("checkpoint_content", json.dumps(seed).encode())

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import pickle
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 import torchvision
 
 from pem_rt.errors import PemError
-from training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from training.checkpoint import FORMAT, Checkpoint, load_checkpoint, load_state, save_checkpoint
 from training.model import build_model, get_preset
 from training.model.weights import (
     load_backbone,
@@ -192,6 +194,49 @@ def test_bad_checkpoints_give_one_clear_line(tmp_path: Path, damage: str) -> Non
     with pytest.raises(PemError) as e:
         load_checkpoint(path)
     assert "\n" not in str(e.value) and str(path) in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("damage", "field"),
+    [
+        (lambda c: c["backbone"].update(stdc_base=-16), "backbone.stdc_base"),
+        (lambda c: c["decoder"].update(num_queries=10**9), "decoder.num_queries"),
+        (lambda c: c["decoder"].update(cross_attention="deformable"), "decoder.cross_attention"),
+        (lambda c: c["decoder"].update(num_heads=3), "decoder.hidden_dim is not a multiple"),
+        (lambda c: c["inference"].update(overlap_threshold=float("nan")), "inference.overlap_threshold"),
+        (lambda c: c["pixel_decoder"].update(use_csm="yes"), "pixel_decoder.use_csm"),
+        (lambda c: c["dataset"].update(palette=[[float("inf"), 0, 0]] * 19), "dataset.palette"),
+        (lambda c: c.update(pixel_std=[0.0, 1.0, 1.0]), "pixel_std"),
+        (lambda c: c.pop("decoder"), "no field 'decoder'"),
+        (lambda c: c.update(num_experts=4), "unknown field"),
+    ],
+)
+def test_damaged_config_names_the_field(
+    tmp_path: Path, damage: Callable[[dict[str, Any]], None], field: str
+) -> None:
+    cfg = get_preset("cityscapes-tiny")
+    stored = cfg.to_dict()
+    damage(stored)
+    path = tmp_path / "ckpt.pt"
+    torch.save({"format": FORMAT, "config": stored, "model": build_model(cfg).state_dict()}, path)
+    with pytest.raises(PemError, match=re.escape(field)) as e:
+        load_checkpoint(path)
+    assert "\n" not in str(e.value) and str(path) in str(e.value)
+
+
+def test_weights_that_do_not_fit_their_config_are_one_line(tmp_path: Path) -> None:
+    cfg = get_preset("cityscapes-tiny")
+    state = build_model(cfg).state_dict()
+    name = next(k for k in state if k.endswith("class_embed.weight"))
+    state[name] = torch.zeros(3, 3)
+    path = tmp_path / "ckpt.pt"
+    torch.save({"format": FORMAT, "config": cfg.to_dict(), "model": state}, path)
+    ckpt = load_checkpoint(path)  # the file parses: only the model it describes shows the mismatch
+    with pytest.raises(PemError, match=f"{re.escape(str(path))}: its weights do not fit .*{re.escape(name)}"):
+        load_state(build_model(ckpt.config), ckpt.model, path)
+    torch.save({"format": FORMAT, "config": cfg.to_dict(), "model": {"w": [1, 2]}}, path)
+    with pytest.raises(PemError, match="not a state dict of named tensors"):
+        load_checkpoint(path)
 
 
 def test_interrupted_save_keeps_previous_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,9 +11,11 @@ change them with :func:`dataclasses.replace` or :func:`with_ablation`.
 from __future__ import annotations
 
 import dataclasses
+import math
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from pem_rt.errors import PemError
 from training.dataset_meta import ADE20K, CITYSCAPES, COCO_PANOPTIC, DatasetMeta
@@ -109,23 +111,83 @@ class ModelConfig:
 
     @staticmethod
     def from_dict(d: dict[str, object]) -> ModelConfig:
-        """Inverse of :meth:`to_dict` (used to store the config inside checkpoints)."""
+        """Inverse of :meth:`to_dict` (used to store the config inside checkpoints). Every field is
+        checked for its type and range: a config read from a file says which field is wrong."""
         try:
-            return ModelConfig(
-                name=str(d["name"]),
+            if not isinstance(d, dict):
+                raise ValueError("it is not a mapping")
+            known = {f.name for f in dataclasses.fields(ModelConfig)}
+            _no_unknown(d, known, "config")
+            cfg = ModelConfig(
+                name=_checked(d["name"], str, "name"),
                 dataset=DatasetMeta.from_dict(d["dataset"]),  # type: ignore[arg-type]
-                backbone=BackboneConfig(**d["backbone"]),  # type: ignore[arg-type]
-                pixel_decoder=PixelDecoderConfig(**d["pixel_decoder"]),  # type: ignore[arg-type]
-                decoder=DecoderConfig(**d["decoder"]),  # type: ignore[arg-type]
-                inference=InferenceConfig(**d["inference"]),  # type: ignore[arg-type]
-                pixel_mean=tuple(d["pixel_mean"]),  # type: ignore[arg-type]
-                pixel_std=tuple(d["pixel_std"]),  # type: ignore[arg-type]
-                size_divisibility=int(d["size_divisibility"]),  # type: ignore[call-overload]
+                backbone=_section(BackboneConfig, d["backbone"], "backbone"),
+                pixel_decoder=_section(PixelDecoderConfig, d["pixel_decoder"], "pixel_decoder"),
+                decoder=_section(DecoderConfig, d["decoder"], "decoder"),
+                inference=_section(InferenceConfig, d["inference"], "inference"),
+                pixel_mean=_triple(d["pixel_mean"], "pixel_mean", positive=False),
+                pixel_std=_triple(d["pixel_std"], "pixel_std", positive=True),
+                size_divisibility=_checked(d["size_divisibility"], int, "size_divisibility"),
             )
-        except (KeyError, TypeError) as e:
+            if cfg.decoder.hidden_dim % cfg.decoder.num_heads:
+                raise ValueError("decoder.hidden_dim is not a multiple of decoder.num_heads")
+        except (KeyError, TypeError, ValueError) as e:
+            what = f"no field {e}" if isinstance(e, KeyError) else str(e)
             raise PemError(
-                f"model config is malformed ({e}); re-save the checkpoint with this version"
+                f"model config is malformed ({what}); re-save the checkpoint with this version"
             ) from e
+        return cfg
+
+
+# the largest width or count a stored config may hold: larger is a damaged file, not a model this code builds
+MAX_CONFIG_INT = 1 << 16
+_T = TypeVar("_T")
+
+
+def _no_unknown(d: dict[Any, Any], known: set[str], where: str) -> None:
+    unknown = sorted(str(k)[:40] for k in d if k not in known)
+    if unknown:
+        raise ValueError(f"{where} has unknown field(s) {', '.join(unknown[:3])}")
+
+
+def _checked(value: object, hint: object, where: str) -> Any:
+    """``value`` if it is of type ``hint`` (str, bool, int in 1..MAX_CONFIG_INT, finite float in [0, 1],
+    or one of a Literal's values), else ValueError naming ``where``."""
+    if typing.get_origin(hint) is Literal:
+        choices = typing.get_args(hint)
+        if not isinstance(value, str) or value not in choices:
+            raise ValueError(f"{where} is {str(value)[:40]!r}, not one of {', '.join(choices)}")
+    elif hint is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{where} must be true or false")
+    elif hint is int:
+        if type(value) is not int or not 0 < value <= MAX_CONFIG_INT:
+            raise ValueError(f"{where} must be a whole number in 1..{MAX_CONFIG_INT}")
+    elif hint is float:  # the configs' floats are thresholds
+        if type(value) not in (int, float) or not 0.0 <= value <= 1.0:  # type: ignore[operator]
+            raise ValueError(f"{where} must be a number in 0..1")
+        value = float(value)  # type: ignore[arg-type]
+    elif hint is str and not isinstance(value, str):
+        raise ValueError(f"{where} must be a string")
+    return value
+
+
+def _section(cls: type[_T], d: object, where: str) -> _T:
+    """Dataclass ``cls`` from a stored mapping, every field checked (fields it lacks keep their defaults)."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{where} is not a mapping")
+    hints = typing.get_type_hints(cls)
+    _no_unknown(d, set(hints), where)
+    return cls(**{k: _checked(v, hints[k], f"{where}.{k}") for k, v in d.items()})
+
+
+def _triple(value: object, where: str, positive: bool) -> tuple[float, float, float]:
+    def fits(v: object) -> bool:
+        return type(v) in (int, float) and math.isfinite(v) and (v > 0 if positive else v >= 0)  # type: ignore[arg-type,operator]
+
+    if not (isinstance(value, list | tuple) and len(value) == 3 and all(fits(v) for v in value)):
+        raise ValueError(f"{where} must be three finite numbers {'above 0' if positive else 'of at least 0'}")
+    return (float(value[0]), float(value[1]), float(value[2]))
 
 
 def _paper(dataset: DatasetMeta, backbone: BackboneName, task: Task) -> ModelConfig:

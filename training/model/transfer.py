@@ -18,7 +18,7 @@ from pathlib import Path
 from torch import Tensor, nn
 
 from pem_rt.errors import PemError
-from training.checkpoint import load_checkpoint, read_torch_file
+from training.checkpoint import load_checkpoint, load_state, read_torch_file
 from training.model.config import architecture
 from training.model.pem import PEM
 from training.model.weights import map_official_state, read_state_dict
@@ -122,7 +122,7 @@ def load_weights(model: PEM, path: str | os.PathLike[str]) -> TransferReport:
             ")" if same else f" -> {ours.num_classes} classes of {ours.name})"
         )
         if same:
-            model.load_state_dict(ckpt.model)  # exactly as trained: every tensor
+            load_state(model, ckpt.model, path)  # exactly as trained: every tensor
             return transfer_state(model, ckpt.model, what, "")
         return transfer_state(model, ckpt.model, what, "pass the preset it was trained with")
     mapped, ignored = map_official_state(read_state_dict(path))
