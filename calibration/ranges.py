@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from tqdm import tqdm
+
+from pem_rt.ort_session import cpu_session
 
 METHODS = ("entropy", "max", "percentile")
 NUM_BINS = 2048
@@ -58,16 +60,14 @@ def activation_tensors(model: onnx.ModelProto, exclude_nodes: Iterable[str] = ()
     return list(seen)
 
 
-def _augmented_session(model_path: Path, tensors: list[str]) -> ort.InferenceSession:
+def _augmented_session(model_path: Path, tensors: list[str]) -> Any:
     model = onnx.shape_inference.infer_shapes(onnx.load(str(model_path)))
     infos = {vi.name: vi for vi in model.graph.value_info}
     existing = {o.name for o in model.graph.output}
     for name in tensors:
         if name not in existing:
             model.graph.output.append(infos[name] if name in infos else onnx.ValueInfoProto(name=name))
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor as named
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return cpu_session(model.SerializeToString(), optimize=False)  # keep every tensor as named
 
 
 def _batches(frames: np.ndarray, batch: int) -> list[np.ndarray]:

@@ -36,6 +36,7 @@ from pem_rt.errors import PemError
 from pem_rt.files import atomic_write_text
 from pem_rt.lineage import SCRATCH, Lineage
 from pem_rt.model_meta import DEFAULT_POSTPROCESS, POSTPROCESS_MODES, ModelMeta
+from pem_rt.ort_session import cpu_session
 from pem_rt.paths import check_output_dir
 from pem_rt.sizes import size_arg
 from training.metrics import SemanticMetric
@@ -129,9 +130,7 @@ def run_torch(
 
 
 def run_onnx(path: Path, frames: np.ndarray) -> list[dict[str, np.ndarray]]:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = cpu_session(path)
     names = [o.name for o in session.get_outputs()]
     return [dict(zip(names, session.run(None, {"image": f[None]}), strict=True)) for f in frames]
 

@@ -28,6 +28,7 @@ from pem_rt.errors import PemError
 from pem_rt.files import atomic_path
 from pem_rt.lineage import REFERENCE, Lineage, pick_checkpoint, stamp
 from pem_rt.model_meta import DEFAULT_POSTPROCESS, POSTPROCESS_MODES, ModelMeta
+from pem_rt.ort_session import cpu_session
 from pem_rt.paths import check_output_file
 from pem_rt.sizes import size_arg
 from training.checkpoint import load_checkpoint, load_state
@@ -149,13 +150,11 @@ def verify_with_onnxruntime(
     postprocess: str = DEFAULT_POSTPROCESS,
 ) -> float:
     """Run one random frame through PyTorch and ONNX Runtime; return the fraction of equal output pixels."""
-    import onnxruntime as ort
-
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, (max(batch, 1), *size, 3), dtype=np.uint8)
     with torch.no_grad():
         expected = DeployModel(model, task, postprocess=postprocess).eval()(torch.from_numpy(frame))
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = cpu_session(path)
     got = session.run(None, {"image": frame})
     key = 0 if task == "semantic" else 2  # labels / winner
     return float((got[key] == expected[key].numpy()).mean())

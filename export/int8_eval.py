@@ -11,16 +11,17 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
 from calibration.cache import frames_digest
 from calibration.frames import read_frames
 from export.eval_frames import EvalSource, load_eval_frames
 from pem_rt.errors import PemError
 from pem_rt.model_meta import ModelMeta
+from pem_rt.ort_session import cpu_session
 from training.metrics import SemanticMetric
 
 
@@ -89,11 +90,8 @@ def held_out_from_args(args: argparse.Namespace) -> HeldOut:
     return HeldOut(args.eval_data, args.eval_dataset, args.eval_split, args.eval_frames, args.eval_max_frames)
 
 
-def _session(model: onnx.ModelProto | Path) -> ort.InferenceSession:
-    data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+def _session(model: onnx.ModelProto | Path) -> Any:
+    return cpu_session(model.SerializeToString() if isinstance(model, onnx.ModelProto) else model)
 
 
 def predict(model: onnx.ModelProto | Path, images: np.ndarray) -> np.ndarray:
