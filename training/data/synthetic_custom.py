@@ -212,37 +212,46 @@ SHADE_NAMES = [f"shade{k}" for k in range(6)]
 SHADE_BASE, SHADE_STEP, SHADE_NOISE = 88, 8, 2.0  # grey levels: class k is 88 + 8 k, noise sigma 2
 
 
-def shades_scene(h: int, w: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(RGB uint8, class map uint8): rectangles of six grey shades 8 levels apart with a little noise, so
-    the classes' scores differ by little (a dataset made to be sensitive to INT8)."""
+def shades_scene(
+    h: int, w: int, rng: np.random.Generator, step: int = SHADE_STEP, noise: float = SHADE_NOISE
+) -> tuple[np.ndarray, np.ndarray]:
+    """(RGB uint8, class map uint8): rectangles of six grey shades ``step`` levels apart with a little
+    noise, so the classes' scores differ by little (a dataset made to be sensitive to INT8)."""
     k = len(SHADE_NAMES)
     classes = np.full((h, w), rng.integers(k), dtype=np.uint8)
     for _ in range(int(rng.integers(4, 9))):
         y0, x0 = int(rng.integers(0, h - 8)), int(rng.integers(0, w - 8))
         y1, x1 = int(rng.integers(y0 + 8, h + 1)), int(rng.integers(x0 + 8, w + 1))
         classes[y0:y1, x0:x1] = rng.integers(k)
-    grey = SHADE_BASE + SHADE_STEP * classes.astype(np.float32)
-    grey = grey + rng.normal(0.0, SHADE_NOISE, (h, w)).astype(np.float32)
+    grey = SHADE_BASE + step * classes.astype(np.float32)
+    grey = grey + rng.normal(0.0, noise, (h, w)).astype(np.float32)
     rgb = np.repeat(np.clip(np.rint(grey), 0, 255).astype(np.uint8)[:, :, None], 3, axis=2)
     return rgb, classes
 
 
 def write_shades_dataset(
-    out: str | Path, train: int, val: int, size: tuple[int, int], seed: int = 0
+    out: str | Path,
+    train: int,
+    val: int,
+    size: tuple[int, int],
+    seed: int = 0,
+    step: int = SHADE_STEP,
+    noise: float = SHADE_NOISE,
 ) -> dict[str, int]:
-    """Write ``train`` + ``val`` :func:`shades_scene` images in the ``folders`` layout + dataset.yaml."""
+    """Write ``train`` + ``val`` :func:`shades_scene` images (shades ``step`` grey levels apart) in the
+    ``folders`` layout + dataset.yaml."""
     out = Path(out)
     counts = {}
     for split, n, offset in (("train", train, 0), ("val", val, 1)):
         rng = np.random.default_rng([seed, offset, 11])
         writer = _Writer(out, "folders", split, SHADE_NAMES, [])
         for i in range(n):
-            rgb, classes = shades_scene(size[0], size[1], rng)
+            rgb, classes = shades_scene(size[0], size[1], rng, step, noise)
             writer.add(f"{i:05d}", rgb, classes, np.zeros(classes.shape, np.int32))
         counts[split] = n
     colors = [[40 * k, 40 * k, 255 - 40 * k] for k in range(len(SHADE_NAMES))]
     lines = [
-        "# six grey shades a few levels apart (INT8-sensitive), written by write_shades_dataset",
+        f"# six grey shades {step} levels apart (INT8-sensitive), written by write_shades_dataset",
         "name: shades6",
         "format: folders",
         f"names: {json.dumps(SHADE_NAMES)}",
