@@ -14,7 +14,6 @@ PRESETS = ("cityscapes-r50", "cityscapes-stdc1", "cityscapes-stdc2")
 
 
 def measure(size: tuple[int, int], repeats: int, presets: tuple[str, ...] = PRESETS) -> list[dict[str, Any]]:
-    import onnxruntime as ort
     import torch
 
     from calibration.calibrate import CalibrationConfig
@@ -23,6 +22,7 @@ def measure(size: tuple[int, int], repeats: int, presets: tuple[str, ...] = PRES
     from export.deploy_model import DeployModel
     from export.export_onnx import export_onnx
     from export.precision import convert_fp16
+    from pem_rt.ort_session import cpu_session
     from training.model import build_model, get_preset
 
     frames = read_frames("skimage", size, 4)
@@ -44,7 +44,7 @@ def measure(size: tuple[int, int], repeats: int, presets: tuple[str, ...] = PRES
             calib = CalibrationConfig("skimage", "max", batches=4, cache=Path(tmp) / "model.calib")
             calibrate_for_tensorrt(fp32, int8, calib)
             for name, path in (("ort_fp32", fp32), ("ort_fp16", fp16), ("ort_int8", int8)):
-                session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+                session = cpu_session(path)
                 feed = {"image": frames[:1]}
                 row[f"{name}_ms"] = median_ms(lambda s=session, x=feed: s.run(None, x), repeats)
         for name in ("ort_fp32", "ort_fp16", "ort_int8"):

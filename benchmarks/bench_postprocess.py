@@ -65,10 +65,10 @@ def _paired_ms(runs: dict[str, Any], repeats: int) -> dict[str, float]:
 
 def measure_one(preset: str, size: tuple[int, int], repeats: int, frames: Any) -> dict[str, Any]:
     import numpy as np
-    import onnxruntime as ort
     import torch
 
     from export.export_onnx import export_onnx
+    from pem_rt.ort_session import cpu_session
     from training.model import build_model, get_preset
 
     torch.manual_seed(0)
@@ -79,10 +79,10 @@ def measure_one(preset: str, size: tuple[int, int], repeats: int, frames: Any) -
         for mode in MODES:
             path = Path(tmp) / f"model.{mode}.onnx"
             export_onnx(model, path, size, "semantic", postprocess=mode)
-            sessions[mode] = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            sessions[mode] = cpu_session(path)
             pp_path = Path(tmp) / f"post.{mode}.onnx"
             _postprocess_graph(pp_path, model, size, mode == "fast")
-            post[mode] = ort.InferenceSession(str(pp_path), providers=["CPUExecutionProvider"])
+            post[mode] = cpu_session(pp_path)
         labels = {
             m: np.stack([s.run(None, {"image": f[None]})[0][0] for f in frames]) for m, s in sessions.items()
         }
