@@ -16,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-from collections.abc import Callable, Sequence
+import logging
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ import cv2
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from pem_rt.errors import PemError
 from pem_rt.images import is_image
@@ -52,10 +55,34 @@ class QatConfig:
         return {"method": self.method, "percentile": self.percentile}
 
 
+@contextlib.contextmanager
+def _modelopt_quietly() -> Iterator[None]:
+    """For the block, none of what ModelOpt's first import says on a machine without CUDA or the
+    transformers package (a CUDA_HOME notice, torch.jit.script's deprecation, "Cannot find transformers
+    package"): none of it concerns PEM's QAT, and a user could not act on it."""
+    notices = logging.getLogger("torch.utils.cpp_extension")
+    level = notices.level
+    notices.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated")
+            warnings.filterwarnings("ignore", message=r"Cannot find transformers package")
+            yield
+    finally:
+        notices.setLevel(level)
+
+
+def _mtq() -> Any:
+    """modelopt.torch.quantization, imported quietly."""
+    with _modelopt_quietly():
+        import modelopt.torch.quantization as mtq
+        import modelopt.torch.quantization.model_calib  # noqa: F401  (imports the rest of ModelOpt)
+    return mtq
+
+
 def quant_config(method: str) -> dict[str, Any]:
     """ModelOpt's INT8 configuration; activations collect histograms for entropy/percentile."""
-    import modelopt.torch.quantization as mtq
-
+    mtq = _mtq()
     cfg = copy.deepcopy(mtq.INT8_DEFAULT_CFG)
     if method != "max":  # the activations' entry, in place: what the defaults disable stays disabled
         for entry in cfg["quant_cfg"]:
@@ -106,10 +133,13 @@ def _forward_loop(frames: Sequence[np.ndarray]) -> Callable[[nn.Module], None]:
     return loop
 
 
-def quantize_for_training(model: PEM, config: QatConfig, frames: Sequence[np.ndarray]) -> str:
-    """Insert fake quantizers into ``model`` (in place) and initialise their ranges on ``frames``;
-    returns one line saying what was done."""
-    import modelopt.torch.quantization as mtq
+def quantize_for_training(
+    model: PEM, config: QatConfig, frames: Sequence[np.ndarray], progress: bool = False
+) -> str:
+    """Insert fake quantizers into ``model`` (in place) and initialise their ranges on ``frames``
+    (``progress``: a bar over the histogram range searches, minutes for entropy); returns one line
+    saying what was done."""
+    mtq = _mtq()
     from modelopt.torch.quantization.model_calib import enable_stats_collection
 
     if config.method not in QAT_METHODS:
@@ -117,14 +147,14 @@ def quantize_for_training(model: PEM, config: QatConfig, frames: Sequence[np.nda
     was_training = model.training
     model.eval()  # calibration must not move the BatchNorm statistics
     loop = _forward_loop(frames)
-    with contextlib.redirect_stdout(io.StringIO()):  # ModelOpt prints what it inserted
+    with _modelopt_quietly(), contextlib.redirect_stdout(io.StringIO()):  # ModelOpt prints what it inserted
         if config.method == "max":
             mtq.quantize(model, quant_config("max"), forward_loop=loop)
         else:
             mtq.quantize(model, {**quant_config(config.method), "algorithm": None})  # ranges: below
             enable_stats_collection(model)
             loop(model)
-            _load_histogram_ranges(model, config.method, config.percentile)
+            _load_histogram_ranges(model, config.method, config.percentile, progress)
     _switch_off_unreached(model)
     model.train(was_training)
     count = sum(1 for q in _quantizers(model) if q.is_enabled)
@@ -151,11 +181,12 @@ def _quantizers(model: nn.Module) -> list[Any]:
     return [m for m in model.modules() if isinstance(m, TensorQuantizer)]
 
 
-def _load_histogram_ranges(model: nn.Module, method: str, percentile: float) -> None:
+def _load_histogram_ranges(model: nn.Module, method: str, percentile: float, progress: bool) -> None:
     """ModelOpt's finish_stats_collection for histogram calibrators with a method of our choosing
     (weights keep their max calibrator)."""
     kwargs = {"percentile": percentile} if method == "percentile" else {}
-    for q in _quantizers(model):
+    bar = tqdm(_quantizers(model), desc=f"QAT {method} ranges", disable=not progress, leave=False)
+    for q in bar:
         if not q.is_enabled:
             continue
         cal = getattr(q, "_calibrator", None)
@@ -171,12 +202,11 @@ def _load_histogram_ranges(model: nn.Module, method: str, percentile: float) -> 
 def restore_quantizers(model: PEM, size: tuple[int, int] = (64, 64)) -> None:
     """Put the fake quantizers of a QAT checkpoint back into a freshly built ``model`` (before its
     ``load_state_dict``, which then restores the trained ranges)."""
-    import modelopt.torch.quantization as mtq
-
+    mtq = _mtq()
     frame = np.zeros((*size, 3), dtype=np.uint8)
     was_training = model.training
     model.eval()
-    with contextlib.redirect_stdout(io.StringIO()):
+    with _modelopt_quietly(), contextlib.redirect_stdout(io.StringIO()):
         mtq.quantize(model, quant_config("max"), forward_loop=_forward_loop([frame]))
     _switch_off_unreached(model)
     model.train(was_training)

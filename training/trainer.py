@@ -135,7 +135,8 @@ def _build_parts(
     if config.checkpoint.freeze_backbone:
         log(freeze_backbone(model))
     if config.qat is not None:
-        log(quantize_for_training(model, config.qat, _qat_frames(config, source)))
+        frames = _qat_frames(config, source)
+        log(quantize_for_training(model, config.qat, frames, progress=config.progress and info.main))
     model.to(device)
     if info.enabled:
         model = distributed.convert_sync_batchnorm(model, device)  # type: ignore[assignment]

@@ -65,3 +65,26 @@ def test_checkpoint_quantizers_are_restored() -> None:
         a = trained(trained.normalize(x), all_predictions=False).mask_logits
         b = fresh(fresh.normalize(x), all_predictions=False).mask_logits
     torch.testing.assert_close(a, b)
+
+
+def test_quantizing_is_quiet_and_the_range_search_shows_progress() -> None:
+    """A fresh process (ModelOpt's first import is where its notices come from): nothing on stderr but
+    the progress bar of the percentile range search."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from training.model import build_model, get_preset\n"
+        "from training.qat import QatConfig, quantize_for_training\n"
+        "model = build_model(get_preset('cityscapes-tiny'))\n"
+        "frame = np.zeros((64, 64, 3), np.uint8)\n"
+        "quantize_for_training(model, QatConfig('max'), [frame])\n"
+        "import sys; sys.stderr.write('--\\n')\n"
+        "quantize_for_training(build_model(get_preset('cityscapes-tiny')), QatConfig('percentile'), "
+        "[frame], progress=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    quiet, bar = done.stderr.split("--\n")
+    assert quiet == "" and done.stdout == ""
+    assert "QAT percentile ranges" in bar and "Warning" not in bar
