@@ -7,9 +7,10 @@ differ by little), trains a tiny PEM on it to convergence (`pem train`), fine-tu
 fake quantisation for ``--qat-iters`` steps (`pem train --qat`), then runs `pem compare --backends
 onnx,int8,int8-budget,int8-qat` on held-out frames: FP32, PTQ per ``--calib-methods``, the accuracy
 budget search and the QAT graph side by side, every number measured with ONNX Runtime. Prints each
-INT8 graph's mIoU and its distance from FP32, writes OUT/int8_qat.json (the compare report and its
-picture are in OUT/compare). Finished stages are reused (delete a folder to redo it). Exits 1 unless
-the QAT graph is closer to FP32 than every PTQ graph.
+INT8 graph's distance from FP32, writes OUT/int8_qat-INIT.json (INIT: ``--qat-init``; the compare
+report and its picture are in OUT/compare-INIT). Finished stages are reused (delete a folder to redo
+it). Exits 1 unless the QAT graph ends closer to FP32 than PTQ with the ranges QAT starts from
+(``--qat-init``, compared whether or not ``--calib-methods`` names it).
 """
 
 from __future__ import annotations

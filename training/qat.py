@@ -138,8 +138,8 @@ def quantize_for_training(
     model: PEM, config: QatConfig, frames: Sequence[np.ndarray], progress: bool = False
 ) -> str:
     """Insert fake quantizers into ``model`` (in place) and initialise their ranges on ``frames``
-    (``progress``: a bar over the histogram range searches, minutes for entropy); returns one line
-    saying what was done."""
+    (``progress``: a bar over the quantizers' histogram range searches); returns one line saying what
+    was done."""
     mtq = _mtq()
     from modelopt.torch.quantization.model_calib import enable_stats_collection
 
