@@ -193,13 +193,14 @@ def _load_histogram_ranges(model: nn.Module, method: str, percentile: float, pro
             continue
         cal = getattr(q, "_calibrator", None)
         if cal is not None:
-            histogram = type(cal).__name__ == "HistogramCalibrator"
-            if histogram and method == "entropy":
+            if type(cal).__name__ != "HistogramCalibrator":
+                amax = cal.compute_amax()
+            elif method == "entropy":
                 amax = _entropy_range(cal)
-                if amax is not None:
-                    q.amax = amax
-            elif (cal.compute_amax(method, **kwargs) if histogram else cal.compute_amax()) is not None:
-                q.load_calib_amax(method, **kwargs) if histogram else q.load_calib_amax()
+            else:
+                amax = cal.compute_amax(method, **kwargs)
+            if amax is not None:
+                q.amax = amax  # what load_calib_amax sets, without computing the range a second time
         q.enable_quant()
         q.disable_calib()
 
